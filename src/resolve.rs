@@ -1,1 +1,318 @@
-//! TODO
+//! Fetching the planned secrets: one token per cloud, each distinct secret version once,
+//! bounded concurrency, retries with backoff, and one deadline for everything.
+
+use crate::credential::{Credential, CredentialError, CredentialSettings};
+use crate::environment::Environment;
+use crate::reference::{self, Cloud, Reference, ReferenceError, Scan, SecretId, Vault};
+use crate::select::{self, SelectError};
+use crate::transport::{self, TransportOptions};
+use crate::vault::{self, SecretBundle, VaultError};
+use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
+use futures_util::stream::{self, StreamExt};
+use secrecy::SecretString;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// First retry delay after a server error or a broken connection.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(250);
+/// Longest wait between two attempts.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(16);
+/// First wait after a 429 without Retry-After: Key Vault's throttling guidance waits
+/// 1, 2, 4, 8 and 16 seconds.
+const FIRST_THROTTLE_DELAY: Duration = Duration::from_secs(1);
+const MAX_ATTEMPTS: usize = 10;
+
+/// A variable whose value is a reference.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// Index of the variable in [`Environment::vars`].
+    pub index: usize,
+    pub variable: OsString,
+    pub reference: Reference,
+}
+
+/// A variable whose value is meant as a reference but is invalid.
+#[derive(Debug, Clone)]
+pub struct Malformed {
+    pub variable: OsString,
+    pub error: ReferenceError,
+}
+
+/// Scans every value once and sorts the variables into references and malformed ones.
+pub fn plan(env: &Environment, default_vault: Option<&Vault>) -> (Vec<Planned>, Vec<Malformed>) {
+    let mut planned = Vec::new();
+    let mut malformed = Vec::new();
+    for (index, (name, value)) in env.vars().iter().enumerate() {
+        match reference::scan(value, default_vault) {
+            Scan::Plain => {}
+            Scan::Reference(reference) => planned.push(Planned {
+                index,
+                variable: name.clone(),
+                reference,
+            }),
+            Scan::Malformed(error) => malformed.push(Malformed {
+                variable: name.clone(),
+                error,
+            }),
+        }
+    }
+    (planned, malformed)
+}
+
+/// A resolved reference: the secret version it came from and the selected value.
+pub struct Resolved {
+    pub bundle: Arc<SecretBundle>,
+    pub value: SecretString,
+}
+
+/// Why one reference could not be resolved.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Failure {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Select(#[from] SelectError),
+}
+
+/// Errors that stop the whole resolution before any request.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Transport(#[from] transport::TransportError),
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// The outcome of resolving every planned reference.
+pub struct Resolution {
+    /// Description of the credential used, for `--check`.
+    pub credential: String,
+    pub tenant_id: Option<String>,
+    /// One result per planned reference, in the order of `planned`.
+    pub results: Vec<Result<Resolved, Failure>>,
+}
+
+/// Resolves every planned reference: fetches each distinct secret version once, then
+/// applies each reference's selector.
+pub fn resolve_references(
+    planned: &[Planned],
+    transport_options: &TransportOptions,
+    credential_settings: CredentialSettings,
+    settings: FetchSettings,
+) -> Result<Resolution, SetupError> {
+    let http = transport::build_client(transport_options)?;
+    let credential = Credential::new(credential_settings, http.clone())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(SetupError::Runtime)?;
+
+    let secrets: BTreeSet<SecretId> = planned.iter().map(|p| p.reference.secret.clone()).collect();
+    tracing::debug!(references = planned.len(), secrets = secrets.len(), "resolving");
+    let fetched = runtime.block_on(fetch_all(secrets, &credential, &http, settings));
+
+    let results = planned
+        .iter()
+        .map(|entry| {
+            let bundle = match &fetched[&entry.reference.secret] {
+                Ok(bundle) => bundle.clone(),
+                Err(error) => return Err(Failure::from(error.clone())),
+            };
+            let value = match &entry.reference.selector {
+                Some(selector) => select::select(&bundle.value, selector)?,
+                None => bundle.value.clone(),
+            };
+            Ok(Resolved { bundle, value })
+        })
+        .collect();
+    Ok(Resolution {
+        credential: credential.describe(),
+        tenant_id: credential.tenant_id().map(str::to_string),
+        results,
+    })
+}
+
+/// The phase a deadline expired in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Token,
+    Vault,
+}
+
+/// Why one secret could not be fetched.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    /// The deadline passed; `last` is the last failed attempt, if any.
+    #[error("timed out after {}s", timeout.as_secs_f64())]
+    TimedOut {
+        phase: Phase,
+        timeout: Duration,
+        last: Option<Box<FetchError>>,
+    },
+}
+
+/// Settings of one resolution.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchSettings {
+    pub concurrency: usize,
+    pub timeout: Duration,
+}
+
+pub type FetchResults = BTreeMap<SecretId, Result<Arc<SecretBundle>, FetchError>>;
+
+/// Fetches every secret in `secrets` (already distinct) and returns one result per secret.
+pub async fn fetch_all(
+    secrets: BTreeSet<SecretId>,
+    credential: &Credential,
+    http: &reqwest::Client,
+    settings: FetchSettings,
+) -> FetchResults {
+    let deadline = Instant::now() + settings.timeout;
+    let clouds: BTreeSet<Cloud> = secrets.iter().map(|secret| secret.vault.cloud).collect();
+
+    let token_requests = clouds.iter().map(|&cloud| async move {
+        let token = match tokio::time::timeout_at(deadline, credential.token(cloud)).await {
+            Ok(result) => result.map_err(FetchError::from),
+            Err(_) => Err(FetchError::TimedOut {
+                phase: Phase::Token,
+                timeout: settings.timeout,
+                last: None,
+            }),
+        };
+        (cloud, token)
+    });
+    let tokens: BTreeMap<Cloud, Result<SecretString, FetchError>> =
+        futures_util::future::join_all(token_requests).await.into_iter().collect();
+
+    stream::iter(secrets)
+        .map(|secret| {
+            let token = &tokens[&secret.vault.cloud];
+            async move {
+                let result = match token {
+                    Ok(token) => fetch_one(http, &secret, token, deadline, settings.timeout).await,
+                    Err(error) => Err(error.clone()),
+                };
+                (secret, result.map(Arc::new))
+            }
+        })
+        .buffer_unordered(settings.concurrency)
+        .collect()
+        .await
+}
+
+/// Fetches one secret, retrying transient failures until the deadline.
+async fn fetch_one(
+    http: &reqwest::Client,
+    secret: &SecretId,
+    token: &SecretString,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<SecretBundle, FetchError> {
+    let last_error: Mutex<Option<VaultError>> = Mutex::new(None);
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(FIRST_RETRY_DELAY)
+        .with_max_delay(MAX_RETRY_DELAY)
+        .with_max_times(MAX_ATTEMPTS - 1)
+        .with_jitter()
+        .build();
+    let attempt = || async {
+        let started = std::time::Instant::now();
+        let result = vault::get_secret(http, secret, token).await;
+        match &result {
+            Ok(bundle) => tracing::debug!(
+                secret = %secret,
+                version = %bundle.version,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "secret fetched"
+            ),
+            Err(error) => tracing::debug!(secret = %secret, %error, "secret fetch failed"),
+        }
+        result
+    };
+    let retrying = attempt
+        .retry(backoff)
+        .when(VaultError::is_retryable)
+        .adjust(|error, delay| {
+            let delay = delay?;
+            Some(retry_delay(error, delay))
+        })
+        .notify(|error, delay| {
+            tracing::info!(secret = %secret, %error, delay_ms = delay.as_millis() as u64, "retrying");
+            *last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.clone());
+        });
+
+    match tokio::time::timeout_at(deadline, retrying).await {
+        Ok(result) => result.map_err(FetchError::from),
+        Err(_) => Err(FetchError::TimedOut {
+            phase: Phase::Vault,
+            timeout,
+            last: last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .map(|error| Box::new(FetchError::from(error))),
+        }),
+    }
+}
+
+/// The wait before the next attempt: the service's Retry-After when given, with up to
+/// 50% added at random so that many processes throttled together do not return together;
+/// for a 429 without it, at least the 1 s Key Vault's guidance starts with.
+fn retry_delay(error: &VaultError, backoff_delay: Duration) -> Duration {
+    if let Some(requested) = error.retry_after() {
+        let spread = requested.mul_f64(fastrand::f64() * 0.5);
+        return (requested + spread).min(MAX_RETRY_DELAY * 2);
+    }
+    if matches!(error, VaultError::Service { status: 429, .. }) {
+        let floor = FIRST_THROTTLE_DELAY + FIRST_THROTTLE_DELAY.mul_f64(fastrand::f64());
+        return backoff_delay.saturating_mul(4).max(floor).min(MAX_RETRY_DELAY);
+    }
+    backoff_delay
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(status: u16, retry_after: Option<Duration>) -> VaultError {
+        VaultError::Service {
+            status,
+            code: "Throttled".into(),
+            inner_code: None,
+            message: String::new(),
+            challenge: None,
+            retry_after,
+        }
+    }
+
+    #[test]
+    fn retry_after_is_honored_with_spread() {
+        for _ in 0..100 {
+            let delay = retry_delay(&service(429, Some(Duration::from_secs(2))), Duration::from_millis(300));
+            assert!(delay >= Duration::from_secs(2), "{delay:?}");
+            assert!(delay <= Duration::from_secs(3), "{delay:?}");
+        }
+    }
+
+    #[test]
+    fn throttle_without_retry_after_waits_at_least_a_second() {
+        let delay = retry_delay(&service(429, None), Duration::from_millis(250));
+        assert!(delay >= Duration::from_secs(1), "{delay:?}");
+        assert!(delay <= MAX_RETRY_DELAY);
+    }
+
+    #[test]
+    fn server_error_keeps_backoff_delay() {
+        let delay = retry_delay(&service(503, None), Duration::from_millis(300));
+        assert_eq!(delay, Duration::from_millis(300));
+    }
+}
