@@ -31,11 +31,18 @@ pub struct Cli {
     #[arg(long, value_name = "URL")]
     pub default_vault_url: Option<String>,
 
+    /// How to sign in to Entra ID: auto, client-secret, client-certificate,
+    /// workload-identity, managed-identity or azure-cli [default: auto]
+    /// [env: KVEXEC_CREDENTIAL]
+    #[arg(long, value_name = "NAME")]
+    pub credential: Option<String>,
+
     /// Directory (tenant) ID [env: AZURE_TENANT_ID]
     #[arg(long, value_name = "ID")]
     pub tenant_id: Option<String>,
 
-    /// Application (client) ID [env: AZURE_CLIENT_ID]
+    /// Application (client) ID; with managed identity, the user-assigned identity's client
+    /// ID [env: AZURE_CLIENT_ID]
     #[arg(long, value_name = "ID")]
     pub client_id: Option<String>,
 
@@ -44,7 +51,8 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub client_secret_file: Option<PathBuf>,
 
-    /// Pass AZURE_CLIENT_SECRET to COMMAND instead of removing it [env: KVEXEC_KEEP_CREDENTIALS]
+    /// Pass AZURE_CLIENT_SECRET and AZURE_CLIENT_CERTIFICATE_PASSWORD to COMMAND instead of
+    /// removing them [env: KVEXEC_KEEP_CREDENTIALS]
     #[arg(long)]
     pub keep_credentials: bool,
 

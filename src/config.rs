@@ -2,7 +2,7 @@
 //! defaults.
 
 use crate::cli::Cli;
-use crate::credential::CredentialSettings;
+use crate::credential::{CredentialKind, CredentialSettings, UnknownCredential};
 use crate::environment::Environment;
 use crate::reference::Vault;
 use crate::transport::{ProxySettings, ResolveRule, TransportOptions, TrustRoots};
@@ -74,6 +74,12 @@ impl Config {
             None => var("AZURE_CLIENT_SECRET").map(SecretString::from),
         };
 
+        let choice = match (cli.credential, var("KVEXEC_CREDENTIAL")) {
+            (Some(text), _) => CredentialKind::parse_choice(&text)?.map(|kind| (kind, "--credential")),
+            (None, Some(text)) => CredentialKind::parse_choice(&text)?.map(|kind| (kind, "KVEXEC_CREDENTIAL")),
+            (None, None) => None,
+        };
+
         let mode = if cli.check {
             Mode::Check { json: cli.json }
         } else {
@@ -84,9 +90,17 @@ impl Config {
             mode,
             default_vault,
             credential: CredentialSettings {
+                choice,
                 tenant_id: cli.tenant_id.or_else(|| var("AZURE_TENANT_ID")),
                 client_id: cli.client_id.or_else(|| var("AZURE_CLIENT_ID")),
                 client_secret,
+                certificate_path: var("AZURE_CLIENT_CERTIFICATE_PATH").map(PathBuf::from),
+                certificate_password: var("AZURE_CLIENT_CERTIFICATE_PASSWORD").map(SecretString::from),
+                send_certificate_chain: var("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN").is_some_and(|v| is_true(&v)),
+                federated_token_file: var("AZURE_FEDERATED_TOKEN_FILE").map(PathBuf::from),
+                identity_endpoint: var("IDENTITY_ENDPOINT"),
+                identity_header: var("IDENTITY_HEADER").map(SecretString::from),
+                imds_endpoint: var("AZURE_POD_IDENTITY_AUTHORITY_HOST"),
                 authority_host: var("AZURE_AUTHORITY_HOST"),
                 retry_budget: timeout,
             },
@@ -146,6 +160,8 @@ pub enum ConfigError {
     Resolve(String),
     #[error("cannot read the client secret file {}: {reason}", path.display())]
     SecretFile { path: PathBuf, reason: String },
+    #[error("{0}; e.g. --credential workload-identity")]
+    Credential(#[from] UnknownCredential),
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Turns typed errors into one line each: what failed, the service's code, and what to do.
 //! Run mode and `--check` share these words.
 
-use crate::credential::CredentialError;
+use crate::credential::{CertificateError, CredentialError, CredentialFailure};
 use crate::reference::SecretId;
 use crate::resolve::{FetchError, Phase};
 use crate::vault::{NetworkFailure, VaultError};
@@ -59,7 +59,7 @@ pub fn fetch_error(error: &FetchError, secret: &SecretId, context: &Context) -> 
         FetchError::TimedOut { phase, timeout, last } => {
             let seconds = timeout.as_secs_f64();
             let what = match phase {
-                Phase::Token => "the token request to Entra ID",
+                Phase::Token => "requesting a token",
                 Phase::Vault => "fetching the secret from the vault",
             };
             let mut reason = format!("timed out after {seconds}s while {what}");
@@ -74,15 +74,120 @@ pub fn fetch_error(error: &FetchError, secret: &SecretId, context: &Context) -> 
     }
 }
 
-/// Explains a failed token request, branching on the AADSTS code as Microsoft advises.
+/// Explains a failed credential: what failed, how to fix it, and which other credentials
+/// exist and how to choose one.
 pub fn credential_error(error: &CredentialError) -> Diagnosis {
-    let CredentialError::EntraId { codes, description, trace_id, correlation_id, status, error: oauth_error } = error
-    else {
-        return match error {
-            CredentialError::Network { failure, detail } => network(*failure, detail, "Entra ID"),
-            other => Diagnosis::plain(other.to_string()),
-        };
+    let failure = credential_failure(&error.failure);
+    let alternatives = error.selection.alternatives();
+    let hint = match failure.hint {
+        Some(hint) => format!("{hint}; {alternatives}"),
+        None => alternatives,
     };
+    Diagnosis::new(format!("the {} credential failed: {}", error.selection.kind, failure.reason), hint)
+}
+
+fn credential_failure(failure: &CredentialFailure) -> Diagnosis {
+    match failure {
+        CredentialFailure::EntraId {
+            codes,
+            description,
+            trace_id,
+            correlation_id,
+            status,
+            error,
+        } => entra_id(*status, error, codes, description, trace_id.as_deref(), correlation_id.as_deref()),
+        CredentialFailure::Network { failure, detail } => network(*failure, detail, "Entra ID"),
+        CredentialFailure::Missing { setting, how } => Diagnosis::new(format!("no {setting} is configured"), *how),
+        CredentialFailure::InvalidAuthorityHost { .. } => Diagnosis::new(
+            failure.to_string(),
+            "set AZURE_AUTHORITY_HOST to the cloud's Entra ID host, e.g. https://login.microsoftonline.us, or unset it",
+        ),
+        CredentialFailure::Certificate(error) => certificate(error),
+        CredentialFailure::TokenFileUnreadable { .. } => Diagnosis::new(
+            failure.to_string(),
+            "check AZURE_FEDERATED_TOKEN_FILE; on AKS the pod needs the label azure.workload.identity/use=true and a service account annotated with azure.workload.identity/client-id",
+        ),
+        CredentialFailure::IdentityHeaderMissing => Diagnosis::new(
+            failure.to_string(),
+            "App Service, Functions and Container Apps set both; other hosts that set only IDENTITY_ENDPOINT (such as Azure Arc) are not supported",
+        ),
+        CredentialFailure::IdentityNotInProcess { name } => Diagnosis::new(
+            failure.to_string(),
+            format!("set {name} in kvexec's own environment, not only in an --env-file: the managed identity library reads it from the process environment"),
+        ),
+        CredentialFailure::InvalidEndpoint { name, .. } => Diagnosis::new(
+            failure.to_string(),
+            format!("set {name} to an http:// or https:// URL, or unset it"),
+        ),
+        CredentialFailure::ManagedIdentity { status, endpoint, .. } => {
+            let hint = match status {
+                400 => "the identity is not assigned to this resource: enable its system-assigned identity, or set AZURE_CLIENT_ID (--client-id) to the client ID of a user-assigned identity that is assigned to it",
+                401 | 403 if !is_imds(endpoint) => "the endpoint refused IDENTITY_HEADER: restart the app so it gets the current value",
+                404 | 410 | 429 | 500..=599 => "the endpoint is starting, updating or overloaded: retry, or raise --timeout",
+                _ => "check the managed identity of this resource",
+            };
+            Diagnosis::new(failure.to_string(), hint)
+        }
+        CredentialFailure::ManagedIdentityNetwork { endpoint, .. } if is_imds(endpoint) => Diagnosis::new(
+            failure.to_string(),
+            "the VM metadata endpoint answers only on Azure VMs, VM scale sets and AKS nodes; elsewhere use another credential",
+        ),
+        CredentialFailure::ManagedIdentityNetwork { .. } => {
+            Diagnosis::new(failure.to_string(), "check IDENTITY_ENDPOINT; it is set by the hosting platform")
+        }
+        CredentialFailure::AzureCliNotFound => Diagnosis::new(
+            failure.to_string(),
+            "install the Azure CLI (https://learn.microsoft.com/cli/azure/install-azure-cli) or add it to PATH",
+        ),
+        CredentialFailure::AzureCliNotLoggedIn { .. } => Diagnosis::new(
+            failure.to_string(),
+            "run 'az login' (with --tenant TENANT_ID for another tenant), then retry",
+        ),
+        CredentialFailure::AzureCliFailed { message } if message.contains("2.54") => {
+            Diagnosis::new(failure.to_string(), "upgrade the Azure CLI to version 2.54 or later")
+        }
+        CredentialFailure::AzureCliFailed { .. } => Diagnosis::new(
+            failure.to_string(),
+            "run 'az account get-access-token --scope https://vault.azure.net/.default' to see the whole error",
+        ),
+        CredentialFailure::Other(_) => Diagnosis::plain(failure.to_string()),
+    }
+}
+
+/// Checks whether a managed identity endpoint is the VM metadata endpoint (or its
+/// override).
+fn is_imds(endpoint: &str) -> bool {
+    endpoint.ends_with("/metadata/identity/oauth2/token")
+}
+
+fn certificate(error: &CertificateError) -> Diagnosis {
+    let hint = match error {
+        CertificateError::Unreadable { .. } => "check AZURE_CLIENT_CERTIFICATE_PATH and the file's permissions",
+        CertificateError::UnknownFormat { .. } => {
+            "AZURE_CLIENT_CERTIFICATE_PATH must name a PEM file with the certificate and its private key, or a PKCS#12 (.pfx) file"
+        }
+        CertificateError::NoPrivateKey { .. } => "add the private key to the file: Entra ID needs it to sign the client assertion",
+        CertificateError::SeveralPrivateKeys { .. } => "keep one private key in the file",
+        CertificateError::PasswordMissing { .. } => "set AZURE_CLIENT_CERTIFICATE_PASSWORD to the file's password",
+        CertificateError::WrongPassword { .. } => "check AZURE_CLIENT_CERTIFICATE_PASSWORD",
+        CertificateError::LegacyEncryptedPem { .. } => {
+            "convert the key to PKCS#8 with 'openssl pkcs8 -topk8 -in OLD.pem -out NEW.pem' (this asks for a new password)"
+        }
+        CertificateError::UnsupportedKey { .. } => "register an RSA certificate of at least 2048 bits on the application",
+        CertificateError::NoMatchingCertificate { .. } => "add the certificate that belongs to the private key to the file",
+    };
+    Diagnosis::new(error.to_string(), hint)
+}
+
+/// Explains an Entra ID rejection, branching on the AADSTS code as Microsoft advises.
+fn entra_id(
+    status: u16,
+    oauth_error: &str,
+    codes: &[u64],
+    description: &str,
+    trace_id: Option<&str>,
+    correlation_id: Option<&str>,
+) -> Diagnosis {
     let code = codes.first().copied();
     let mut reason = if description.is_empty() {
         format!("Entra ID rejected the token request (HTTP {status} {oauth_error})")
@@ -103,7 +208,7 @@ pub fn credential_error(error: &CredentialError) -> Diagnosis {
         Some(90_002) => "AZURE_TENANT_ID does not exist, or it lives in another cloud: check the Directory (tenant) ID and AZURE_AUTHORITY_HOST",
         Some(900_023) => "AZURE_TENANT_ID is malformed: use the Directory (tenant) ID GUID",
         Some(7_000_112) => "the application or its service principal is disabled: enable it in Entra ID",
-        Some(700_027) => "the certificate is not the one registered on the application",
+        Some(700_027) => "the certificate is not the one registered on the application: compare its thumbprint with Certificates & secrets",
         Some(700_024) => "the federated token has expired or the clock is skewed: refresh AZURE_FEDERATED_TOKEN_FILE",
         Some(70_021) => "no federated credential matches the token: check its issuer, subject and audience",
         Some(7_000_218) => "no credential was sent: set AZURE_CLIENT_SECRET or another credential",

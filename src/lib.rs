@@ -22,7 +22,7 @@ pub mod vault;
 use config::{Config, Mode, CREDENTIAL_VARIABLES};
 use diagnose::EXIT_FAILURE;
 use environment::{ChildEnvironment, Environment};
-use resolve::{FetchSettings, Failure};
+use resolve::{FetchError, FetchSettings, Failure, SetupError};
 use std::ffi::OsString;
 
 /// Runs kvexec with `args` (argv, program name first) and the inherited environment.
@@ -84,6 +84,10 @@ fn run_command(config: Config, env: &Environment) -> i32 {
         };
         let resolution = match resolve::resolve_references(&planned, &config.transport, config.credential, settings) {
             Ok(resolution) => resolution,
+            Err(SetupError::Credential(error)) => {
+                report(&diagnose::credential_error(&error));
+                return EXIT_FAILURE;
+            }
             Err(error) => {
                 report(&error);
                 return EXIT_FAILURE;
@@ -93,9 +97,25 @@ fn run_command(config: Config, env: &Environment) -> i32 {
             tenant_id: resolution.tenant_id.clone(),
         };
         let mut failed = 0;
+        // A failed credential fails every reference of its cloud the same way, so its long
+        // explanation is printed once, after the per-reference lines.
+        let mut credential_failures: Vec<String> = Vec::new();
         for (entry, result) in planned.iter().zip(resolution.results) {
             match result {
                 Ok(resolved) => values.push((entry.index, resolved.value)),
+                Err(Failure::Fetch(FetchError::Credential(error))) => {
+                    failed += 1;
+                    eprintln!(
+                        "kvexec: {}: {}: no token, because the {} credential failed (see below)",
+                        entry.variable.to_string_lossy(),
+                        entry.reference,
+                        error.selection.kind
+                    );
+                    let explanation = diagnose::credential_error(&error).to_string();
+                    if !credential_failures.contains(&explanation) {
+                        credential_failures.push(explanation);
+                    }
+                }
                 Err(failure) => {
                     failed += 1;
                     let diagnosis = match &failure {
@@ -113,6 +133,9 @@ fn run_command(config: Config, env: &Environment) -> i32 {
                     );
                 }
             }
+        }
+        for explanation in &credential_failures {
+            eprintln!("kvexec: {explanation}");
         }
         if failed > 0 {
             eprintln!(

@@ -106,7 +106,7 @@ pub fn resolve_references(
     settings: FetchSettings,
 ) -> Result<Resolution, SetupError> {
     let http = transport::build_client(transport_options)?;
-    let credential = Credential::new(credential_settings, http.clone())?;
+    let credential = Credential::new(credential_settings, http.clone(), transport_options)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
