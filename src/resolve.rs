@@ -238,8 +238,11 @@ pub async fn fetch_all(
         };
         (cloud, token)
     });
-    let tokens: BTreeMap<Cloud, Result<SecretString, FetchError>> =
-        futures_util::future::join_all(token_requests).await.into_iter().collect();
+    let hosts: BTreeSet<String> = secrets.iter().map(|secret| secret.vault.host()).collect();
+    let warm_ups = hosts.iter().map(|host| vault::warm_up(http, host));
+    let warm_up_all = tokio::time::timeout_at(deadline, futures_util::future::join_all(warm_ups));
+    let (tokens, _) = futures_util::future::join(futures_util::future::join_all(token_requests), warm_up_all).await;
+    let tokens: BTreeMap<Cloud, Result<SecretString, FetchError>> = tokens.into_iter().collect();
 
     stream::iter(secrets)
         .map(|secret| {
