@@ -54,7 +54,7 @@ impl Environment {
         Ok(())
     }
 
-    /// The value of the last variable named `name`; names compare byte for byte.
+    /// Returns the value of the last variable named `name`. Names compare byte for byte.
     pub fn get(&self, name: &str) -> Option<&OsStr> {
         let name = OsStr::new(name);
         self.vars
@@ -97,7 +97,7 @@ impl fmt::Debug for Environment {
     }
 }
 
-/// An env file that could not be read or parsed. No variant holds text from the file,
+/// An env file that could not be read or parsed. No variant contains text from the file,
 /// because its values may be secrets.
 #[derive(Debug, thiserror::Error)]
 pub enum EnvFileError {
@@ -159,7 +159,7 @@ fn parse_env_file(path: &Path) -> Result<Vec<(String, String)>, EnvFileError> {
         }
     };
 
-    // dotenvy reads lines into `String`s; checking here gives the line of the first bad byte.
+    // dotenvy reads lines into `String`s, so checking here gives the line of the first bad byte.
     if let Err(error) = std::str::from_utf8(&bytes) {
         let line = line_number_at(&bytes, error.valid_up_to());
         return Err(EnvFileError::NotUtf8 {
@@ -202,7 +202,7 @@ fn parse_env_file(path: &Path) -> Result<Vec<(String, String)>, EnvFileError> {
                     source,
                 })
             }
-            // dotenvy 0.15 returns no other error from its iterator; the enum is non-exhaustive.
+            // dotenvy 0.15 returns no other error from its iterator, but the enum is non-exhaustive.
             Err(_) => {
                 let end = last_line.get().max(1);
                 return Err(EnvFileError::Syntax {
@@ -216,13 +216,17 @@ fn parse_env_file(path: &Path) -> Result<Vec<(String, String)>, EnvFileError> {
     Ok(assignments)
 }
 
-/// The 1-based line that contains byte `offset`.
+/// Returns the 1-based number of the line that contains byte `offset`.
 fn line_number_at(bytes: &[u8], offset: usize) -> usize {
-    bytes[..offset].iter().filter(|&&byte| byte == b'\n').count() + 1
+    bytes[..offset]
+        .iter()
+        .filter(|&&byte| byte == b'\n')
+        .count()
+        + 1
 }
 
 /// A reader that returns at most one line per `read` call, so that the `BufReader` inside
-/// dotenvy never holds more than the line it parses, and `last_line` is the number of the
+/// dotenvy never contains more than the line it parses, and `last_line` is the number of the
 /// line dotenvy read last. dotenvy reports no line numbers itself.
 struct LineByLineReader<'a> {
     rest: &'a [u8],
@@ -288,7 +292,10 @@ impl ChildEnvironment {
         let mut entries = Vec::with_capacity(vars.len());
         let mut errors = Vec::new();
         for ((name, inherited), secret) in vars.iter().zip(resolved) {
-            if remove.iter().any(|removed| name.as_os_str() == OsStr::new(removed)) {
+            if remove
+                .iter()
+                .any(|removed| name.as_os_str() == OsStr::new(removed))
+            {
                 continue;
             }
 
@@ -321,8 +328,8 @@ impl ChildEnvironment {
         }
     }
 
-    /// The child's PATH, used to find the command. With several PATH entries, the last one
-    /// wins, as in [`Environment::get`].
+    /// Returns the child's PATH, used to find the command. With several PATH entries, the
+    /// last one wins, as in [`Environment::get`].
     pub fn path(&self) -> Option<&OsStr> {
         self.entries
             .iter()
@@ -331,7 +338,7 @@ impl ChildEnvironment {
             .map(OsStr::from_bytes)
     }
 
-    /// The number of variables.
+    /// Returns the number of variables.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -340,19 +347,19 @@ impl ChildEnvironment {
         self.entries.is_empty()
     }
 
-    /// The variable names, in order.
+    /// Returns the variable names, in order.
     pub fn names(&self) -> impl Iterator<Item = &OsStr> {
         self.entries.iter().map(|entry| entry_name(entry))
     }
 
-    /// The bytes of all `NAME=VALUE` strings, each counted with its terminating NUL, as
-    /// execve copies them. The kernel also counts one pointer per string, which is not
-    /// included here.
+    /// Returns the size in bytes of all `NAME=VALUE` strings, each counted with its
+    /// terminating NUL, as execve copies them. The kernel also counts one pointer per
+    /// string, which is not included here.
     pub fn size_bytes(&self) -> usize {
         self.entries.iter().map(|entry| entry.len()).sum()
     }
 
-    /// The name and size in bytes (with its NUL) of the longest `NAME=VALUE` string.
+    /// Returns the name and size in bytes (with its NUL) of the longest `NAME=VALUE` string.
     pub fn largest_entry(&self) -> Option<(&OsStr, usize)> {
         self.entries
             .iter()
@@ -360,7 +367,7 @@ impl ChildEnvironment {
             .map(|entry| (entry_name(entry), entry.len()))
     }
 
-    /// The entries as C strings for execve, borrowed without a copy.
+    /// Returns the entries as C strings for execve, borrowed without a copy.
     pub(crate) fn as_c_strs(&self) -> Vec<&CStr> {
         self.entries
             .iter()
@@ -392,7 +399,6 @@ fn encode_entry(name: &[u8], value: &[u8]) -> Zeroizing<Vec<u8>> {
     entry
 }
 
-/// The entry without its terminating NUL.
 fn entry_content(entry: &[u8]) -> &[u8] {
     &entry[..entry.len() - 1]
 }
@@ -406,7 +412,7 @@ fn entry_name(entry: &[u8]) -> &OsStr {
     OsStr::from_bytes(&content[..name_length])
 }
 
-/// A variable that cannot be passed to the child. No variant holds a value.
+/// A variable that cannot be passed to the child. No variant contains a value.
 #[derive(Debug, thiserror::Error)]
 pub enum ChildEnvironmentError {
     #[error(
@@ -432,7 +438,7 @@ pub enum ChildEnvironmentError {
 }
 
 impl ChildEnvironmentError {
-    /// The variable the error is about.
+    /// Returns the name of the variable the error is about.
     pub fn name(&self) -> &OsStr {
         match self {
             ChildEnvironmentError::SecretContainsNul { name }
@@ -463,7 +469,12 @@ mod tests {
     fn names_and_values(env: &Environment) -> Vec<(String, String)> {
         env.vars()
             .iter()
-            .map(|(n, v)| (n.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+            .map(|(n, v)| {
+                (
+                    n.to_string_lossy().into_owned(),
+                    v.to_string_lossy().into_owned(),
+                )
+            })
             .collect()
     }
 
@@ -518,7 +529,13 @@ mod tests {
         load(&mut env, b"NEW1=n1\nB=file\nNEW2=n2\n").unwrap();
         assert_eq!(
             names_and_values(&env),
-            pairs(&[("A", "1"), ("B", "file"), ("C", "3"), ("NEW1", "n1"), ("NEW2", "n2")])
+            pairs(&[
+                ("A", "1"),
+                ("B", "file"),
+                ("C", "3"),
+                ("NEW1", "n1"),
+                ("NEW2", "n2")
+            ])
         );
     }
 
@@ -642,9 +659,13 @@ mod tests {
     #[test]
     fn env_file_directory_is_read_error() {
         let dir = tempfile::tempdir().unwrap();
-        let error = Environment::default().load_env_file(dir.path()).unwrap_err();
+        let error = Environment::default()
+            .load_env_file(dir.path())
+            .unwrap_err();
         assert!(matches!(error, EnvFileError::Read { .. }), "{error:?}");
-        assert!(error.to_string().contains(&dir.path().display().to_string()));
+        assert!(error
+            .to_string()
+            .contains(&dir.path().display().to_string()));
     }
 
     #[test]
@@ -654,21 +675,42 @@ mod tests {
         let error = env.load_env_file(file.path()).unwrap_err();
         let message = error.to_string();
         assert!(
-            matches!(error, EnvFileError::Syntax { first_line: 4, last_line: 4, .. }),
+            matches!(
+                error,
+                EnvFileError::Syntax {
+                    first_line: 4,
+                    last_line: 4,
+                    ..
+                }
+            ),
             "{error:?}"
         );
         assert!(message.contains("on line 4"), "{message}");
-        assert!(message.contains(&file.path().display().to_string()), "{message}");
+        assert!(
+            message.contains(&file.path().display().to_string()),
+            "{message}"
+        );
         assert!(!message.contains("canary"), "{message}");
         assert!(!format!("{error:?}").contains("canary"));
-        assert_eq!(names_and_values(&env), pairs(&[("KEEP", "k")]), "nothing applied");
+        assert_eq!(
+            names_and_values(&env),
+            pairs(&[("KEEP", "k")]),
+            "nothing applied"
+        );
     }
 
     #[test]
     fn syntax_error_in_key_names_line() {
         let error = load(&mut Environment::default(), b"A=1\n1BAD=canary\n").unwrap_err();
         assert!(
-            matches!(error, EnvFileError::Syntax { first_line: 2, last_line: 2, .. }),
+            matches!(
+                error,
+                EnvFileError::Syntax {
+                    first_line: 2,
+                    last_line: 2,
+                    ..
+                }
+            ),
             "{error:?}"
         );
         assert!(!error.to_string().contains("canary"));
@@ -679,7 +721,14 @@ mod tests {
         let content = b"A=1\nB=\"canary\nsecret \\q end\"\nC=3\n";
         let error = load(&mut Environment::default(), content).unwrap_err();
         assert!(
-            matches!(error, EnvFileError::Syntax { first_line: 2, last_line: 3, .. }),
+            matches!(
+                error,
+                EnvFileError::Syntax {
+                    first_line: 2,
+                    last_line: 3,
+                    ..
+                }
+            ),
             "{error:?}"
         );
         let message = error.to_string();
@@ -692,7 +741,14 @@ mod tests {
         let content = b"A=1\nB=\"canary\nsecret\n";
         let error = load(&mut Environment::default(), content).unwrap_err();
         assert!(
-            matches!(error, EnvFileError::Syntax { first_line: 2, last_line: 3, .. }),
+            matches!(
+                error,
+                EnvFileError::Syntax {
+                    first_line: 2,
+                    last_line: 3,
+                    ..
+                }
+            ),
             "{error:?}"
         );
         assert!(!error.to_string().contains("canary"));
@@ -702,7 +758,14 @@ mod tests {
     fn syntax_error_last_line_without_newline() {
         let error = load(&mut Environment::default(), b"A=1\nB='canary").unwrap_err();
         assert!(
-            matches!(error, EnvFileError::Syntax { first_line: 2, last_line: 2, .. }),
+            matches!(
+                error,
+                EnvFileError::Syntax {
+                    first_line: 2,
+                    last_line: 2,
+                    ..
+                }
+            ),
             "{error:?}"
         );
     }
@@ -710,7 +773,10 @@ mod tests {
     #[test]
     fn env_file_not_utf8_names_line() {
         let error = load(&mut Environment::default(), b"A=1\nB=2\nC=canary\xff\n").unwrap_err();
-        assert!(matches!(error, EnvFileError::NotUtf8 { line: 3, .. }), "{error:?}");
+        assert!(
+            matches!(error, EnvFileError::NotUtf8 { line: 3, .. }),
+            "{error:?}"
+        );
         let message = error.to_string();
         assert!(message.contains("line 3"), "{message}");
         assert!(!message.contains("canary"), "{message}");
@@ -752,7 +818,12 @@ mod tests {
         assert_eq!(child.path(), Some(OsStr::new("/usr/bin:/bin")));
         assert_eq!(
             child.names().collect::<Vec<_>>(),
-            vec![OsStr::new("A"), OsStr::new("REF"), bytes(b"RAW\xff").as_os_str(), OsStr::new("PATH")]
+            vec![
+                OsStr::new("A"),
+                OsStr::new("REF"),
+                bytes(b"RAW\xff").as_os_str(),
+                OsStr::new("PATH")
+            ]
         );
     }
 
@@ -779,8 +850,8 @@ mod tests {
         assert_eq!(child.path(), Some(OsStr::new("/second")));
 
         let env = environment(&[("PATH", "/first"), ("PATH", "/second")]);
-        let child = ChildEnvironment::build(&env, vec![(1, SecretString::from("/resolved"))], &[])
-            .unwrap();
+        let child =
+            ChildEnvironment::build(&env, vec![(1, SecretString::from("/resolved"))], &[]).unwrap();
         assert_eq!(child.path(), Some(OsStr::new("/resolved")));
     }
 
@@ -807,13 +878,26 @@ mod tests {
         .unwrap_err();
 
         assert_eq!(errors.len(), 6, "{errors:?}");
-        assert!(matches!(&errors[0], ChildEnvironmentError::SecretContainsNul { name } if name == "FIRST"));
-        assert!(matches!(&errors[1], ChildEnvironmentError::SecretContainsNul { name } if name == "SECOND"));
-        assert!(matches!(&errors[2], ChildEnvironmentError::InvalidName { name } if name == "=BAD"));
-        assert!(matches!(&errors[3], ChildEnvironmentError::InvalidName { .. }));
+        assert!(
+            matches!(&errors[0], ChildEnvironmentError::SecretContainsNul { name } if name == "FIRST")
+        );
+        assert!(
+            matches!(&errors[1], ChildEnvironmentError::SecretContainsNul { name } if name == "SECOND")
+        );
+        assert!(
+            matches!(&errors[2], ChildEnvironmentError::InvalidName { name } if name == "=BAD")
+        );
+        assert!(matches!(
+            &errors[3],
+            ChildEnvironmentError::InvalidName { .. }
+        ));
         assert_eq!(errors[3].name().as_bytes(), b"NUL\0NAME");
-        assert!(matches!(&errors[4], ChildEnvironmentError::InvalidName { name } if name.is_empty()));
-        assert!(matches!(&errors[5], ChildEnvironmentError::ValueContainsNul { name } if name == "FROMFILE"));
+        assert!(
+            matches!(&errors[4], ChildEnvironmentError::InvalidName { name } if name.is_empty())
+        );
+        assert!(
+            matches!(&errors[5], ChildEnvironmentError::ValueContainsNul { name } if name == "FROMFILE")
+        );
 
         let first = errors[0].to_string();
         assert!(first.contains("variable FIRST"), "{first}");

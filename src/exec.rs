@@ -9,7 +9,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-/// The search path that glibc's execvp uses when PATH is not set.
+/// The search path that glibc's execvp uses when PATH is not set (its CS_PATH).
 pub const DEFAULT_PATH: &str = "/bin:/usr/bin";
 
 /// The shell that runs a file without `#!`, as execvp does.
@@ -167,8 +167,8 @@ pub fn exec(program: &Path, args: &[OsString], env: ChildEnvironment) -> ExecErr
         }
     };
 
-    // kvexec goes on to print the error; with SIGPIPE at its default disposition, a closed
-    // stderr pipe would kill it before it can exit with 126.
+    // kvexec prints the error next. With SIGPIPE at its default disposition, a closed
+    // stderr pipe would kill it before it could exit with 126.
     saved_signals.restore();
     error
 }
@@ -184,9 +184,9 @@ fn execve_error(program: &CStr, argv: &[CString], envp: &[&CStr]) -> Errno {
 ///
 /// Only SIGPIPE is reset: the Rust runtime sets it to ignored at startup, and execve keeps
 /// ignored signals (handlers are reset to the default by execve itself). Other ignored
-/// signals were inherited from whoever started kvexec, for example SIGHUP under nohup,
-/// and pass on to the child, as with execvp. Rust's `std::process::Command` resets the
-/// same two things in its children.
+/// signals come from the process that started kvexec, for example SIGHUP under nohup,
+/// and pass on to the child, as with execvp. Rust's `std::process::Command` also resets
+/// SIGPIPE in its children.
 struct ChildSignalState {
     sigpipe: SigAction,
     mask: SigSet,
@@ -200,9 +200,11 @@ impl ChildSignalState {
 
         // execve keeps the calling thread's mask, so the calling thread's is the one to clear.
         let mut mask = SigSet::empty();
-        if let Err(errno) =
-            signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), Some(&mut mask))
-        {
+        if let Err(errno) = signal::pthread_sigmask(
+            SigmaskHow::SIG_SETMASK,
+            Some(&SigSet::empty()),
+            Some(&mut mask),
+        ) {
             let _ = replace_sigaction(Signal::SIGPIPE, &sigpipe);
             return Err(errno);
         }
@@ -260,11 +262,11 @@ fn too_large(program: &Path, argv: &[CString], env: &ChildEnvironment) -> ExecEr
     }
 }
 
-/// The bytes of argument and environment strings that execve accepts, as Linux computes
-/// it in fs/exec.c: a quarter of the stack size limit, at most 6 MiB (3/4 of the 8 MiB
-/// default stack), at least 32 pages, minus one pointer per string. `getconf ARG_MAX`
-/// shows the quarter of the stack limit without the cap. Written out here because the
-/// nix features in use do not include sysconf.
+/// Returns the bytes of argument and environment strings that execve accepts, as Linux
+/// computes it in fs/exec.c. That is a quarter of the stack size limit, at most 6 MiB
+/// (3/4 of the 8 MiB default stack) and at least 32 pages, minus one pointer per string.
+/// `getconf ARG_MAX` shows the quarter of the stack limit without the cap. The formula is
+/// written out here because the nix features in use do not include sysconf.
 #[cfg(target_os = "linux")]
 fn exec_size_limit(string_count: usize) -> Option<u64> {
     use nix::sys::resource::{getrlimit, Resource};
@@ -283,7 +285,7 @@ fn exec_size_limit(_string_count: usize) -> Option<u64> {
     None
 }
 
-/// Where [`find_program`] looked for a command.
+/// The places [`find_program`] searched for a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Searched {
     /// The command contains a slash (or is empty), so it was used as a path.
@@ -294,7 +296,7 @@ pub enum Searched {
     DefaultPath,
 }
 
-/// Why a file that exists cannot be executed.
+/// The reason a file that exists cannot be executed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotExecutableReason {
     Directory,
@@ -315,7 +317,10 @@ pub enum OversizedString {
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     #[error("{}", not_found_message(.command, .searched))]
-    NotFound { command: OsString, searched: Searched },
+    NotFound {
+        command: OsString,
+        searched: Searched,
+    },
 
     #[error(
         "command {} found at {} but it cannot be executed: {}",
@@ -331,9 +336,9 @@ pub enum ExecError {
 
     #[error(
         "cannot execute {}: the arguments and environment are too large for execve (E2BIG): \
-         arguments {argv_bytes} bytes, environment {env_bytes} bytes in {env_count} variables, \
-         {}; {}move large values into files and pass their paths instead",
+         arguments {argv_bytes} bytes, environment {env_bytes} bytes in {}, {}; {}move large values into files and pass their paths instead",
         shown(.program.as_os_str()),
+        variable_count_text(*.env_count),
         limit_text(*.limit),
         oversized_text(.oversized.as_ref())
     )]
@@ -436,6 +441,13 @@ fn not_executable_hint(reason: NotExecutableReason) -> &'static str {
     }
 }
 
+fn variable_count_text(count: usize) -> String {
+    match count {
+        1 => "1 variable".to_string(),
+        count => format!("{count} variables"),
+    }
+}
+
 fn limit_text(limit: Option<u64>) -> String {
     match limit {
         Some(limit) => format!("limit about {limit} bytes for both together"),
@@ -532,7 +544,9 @@ mod tests {
         let error = find_program(os("tool"), Some(&path)).unwrap_err();
         assert_eq!(error.exit_code(), 126);
         match &error {
-            ExecError::NotExecutable { program, reason, .. } => {
+            ExecError::NotExecutable {
+                program, reason, ..
+            } => {
                 assert_eq!(program, &no_permission.path().join("tool"));
                 assert_eq!(*reason, NotExecutableReason::NoExecutePermission);
             }
@@ -564,7 +578,10 @@ mod tests {
         assert!(
             matches!(
                 error,
-                ExecError::NotExecutable { reason: NotExecutableReason::NotRegularFile, .. }
+                ExecError::NotExecutable {
+                    reason: NotExecutableReason::NotRegularFile,
+                    ..
+                }
             ),
             "{error:?}"
         );
@@ -604,7 +621,13 @@ mod tests {
         // An empty PATH is one empty entry, the current directory, as for execvp.
         let error = find_program(os("kvexec-no-such-tool"), Some(os(""))).unwrap_err();
         assert_eq!(error.exit_code(), 127);
-        assert!(matches!(error, ExecError::NotFound { searched: Searched::Path(_), .. }));
+        assert!(matches!(
+            error,
+            ExecError::NotFound {
+                searched: Searched::Path(_),
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -626,7 +649,13 @@ mod tests {
         let missing = dir.path().join("absent");
         let error = find_program(missing.as_os_str(), Some(os("/usr/bin"))).unwrap_err();
         assert_eq!(error.exit_code(), 127);
-        assert!(matches!(error, ExecError::NotFound { searched: Searched::AsGiven, .. }));
+        assert!(matches!(
+            error,
+            ExecError::NotFound {
+                searched: Searched::AsGiven,
+                ..
+            }
+        ));
         assert!(error.to_string().contains(&missing.display().to_string()));
 
         let plain = dir.path().join("plain");
