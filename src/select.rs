@@ -882,10 +882,11 @@ mod tests {
                     prop_assert_eq!(&selected, expected);
                 }
                 (Some(Value::Null), Err(SelectError::Null { .. })) => {}
+                // Compacting the document's text gives what serde_json writes for the value.
+                // Parsing the selected text instead would compare floats that serde_json
+                // parses to within one unit in the last place only.
                 (Some(expected), Ok(selected)) => {
-                    let selected: Value = serde_json::from_str(&selected).unwrap();
-                    prop_assert_eq!(&selected, expected);
-                    prop_assert_eq!(serde_json::to_string(&selected).unwrap(), serde_json::to_string(expected).unwrap());
+                    prop_assert_eq!(selected, serde_json::to_string(expected).unwrap());
                 }
                 (None, Err(SelectError::NotFound { .. })) => {}
                 (expected, result) => {
