@@ -3,7 +3,7 @@
 
 use crate::credential::{CertificateError, CredentialError, CredentialFailure};
 use crate::reference::SecretId;
-use crate::resolve::{FetchError, Phase};
+use crate::resolve::{Failure, FetchError, Phase};
 use crate::vault::{NetworkFailure, VaultError};
 use std::fmt;
 
@@ -49,6 +49,17 @@ impl fmt::Display for Diagnosis {
 pub struct Context {
     /// The tenant the credential signs in to.
     pub tenant_id: Option<String>,
+}
+
+/// Explains why one reference could not be resolved.
+pub fn failure(failure: &Failure, secret: &SecretId, context: &Context) -> Diagnosis {
+    match failure {
+        Failure::Fetch(error) => fetch_error(error, secret, context),
+        Failure::Select(error) => Diagnosis::new(
+            error.to_string(),
+            "check the #key or JSON Pointer against the secret's JSON members",
+        ),
+    }
 }
 
 /// Explains why one secret could not be fetched.
@@ -130,7 +141,7 @@ fn credential_failure(failure: &CredentialFailure) -> Diagnosis {
         }
         CredentialFailure::ManagedIdentityNetwork { endpoint, .. } if is_imds(endpoint) => Diagnosis::new(
             failure.to_string(),
-            "the VM metadata endpoint answers only on Azure VMs, VM scale sets and AKS nodes; elsewhere use another credential",
+            "the VM metadata endpoint responds only on Azure VMs, VM scale sets and AKS nodes; elsewhere use another credential",
         ),
         CredentialFailure::ManagedIdentityNetwork { .. } => {
             Diagnosis::new(failure.to_string(), "check IDENTITY_ENDPOINT; it is set by the hosting platform")

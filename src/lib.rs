@@ -22,7 +22,7 @@ pub mod vault;
 use config::{Config, Mode, CREDENTIAL_VARIABLES};
 use diagnose::EXIT_FAILURE;
 use environment::{ChildEnvironment, Environment};
-use resolve::{FetchError, FetchSettings, Failure, SetupError};
+use resolve::{FetchError, FetchSettings, Failure, Session, SetupError};
 use std::ffi::OsString;
 
 /// Runs kvexec with `args` (argv, program name first) and the inherited environment.
@@ -82,8 +82,8 @@ fn run_command(config: Config, env: &Environment) -> i32 {
             concurrency: config.concurrency,
             timeout: config.timeout,
         };
-        let resolution = match resolve::resolve_references(&planned, &config.transport, config.credential, settings) {
-            Ok(resolution) => resolution,
+        let session = match Session::new(&config.transport, config.credential) {
+            Ok(session) => session,
             Err(SetupError::Credential(error)) => {
                 report(&diagnose::credential_error(&error));
                 return EXIT_FAILURE;
@@ -94,13 +94,13 @@ fn run_command(config: Config, env: &Environment) -> i32 {
             }
         };
         let context = diagnose::Context {
-            tenant_id: resolution.tenant_id.clone(),
+            tenant_id: session.credential().tenant_id().map(str::to_string),
         };
         let mut failed = 0;
         // A failed credential fails every reference of its cloud the same way, so its long
         // explanation is printed once, after the per-reference lines.
         let mut credential_failures: Vec<String> = Vec::new();
-        for (entry, result) in planned.iter().zip(resolution.results) {
+        for (entry, result) in planned.iter().zip(session.resolve(&planned, settings)) {
             match result {
                 Ok(resolved) => values.push((entry.index, resolved.value)),
                 Err(Failure::Fetch(FetchError::Credential(error))) => {
@@ -118,13 +118,7 @@ fn run_command(config: Config, env: &Environment) -> i32 {
                 }
                 Err(failure) => {
                     failed += 1;
-                    let diagnosis = match &failure {
-                        Failure::Fetch(error) => diagnose::fetch_error(error, &entry.reference.secret, &context),
-                        Failure::Select(error) => diagnose::Diagnosis {
-                            reason: error.to_string(),
-                            hint: None,
-                        },
-                    };
+                    let diagnosis = diagnose::failure(&failure, &entry.reference.secret, &context);
                     eprintln!(
                         "kvexec: {}: {}: {}",
                         entry.variable.to_string_lossy(),

@@ -88,53 +88,101 @@ pub enum SetupError {
     Runtime(std::io::Error),
 }
 
-/// The outcome of resolving every planned reference.
-pub struct Resolution {
-    /// Description of the credential used, for `--check`.
-    pub credential: String,
-    pub tenant_id: Option<String>,
-    /// One result per planned reference, in the order of `planned`.
-    pub results: Vec<Result<Resolved, Failure>>,
+/// The outcome of resolving every planned reference: one result per planned reference,
+/// in the order of the plan.
+pub type Resolution = Vec<Result<Resolved, Failure>>;
+
+/// What the connection probe of `--check` learned when there are no references.
+#[derive(Debug)]
+pub enum Probe {
+    /// A token was acquired; no vault was probed.
+    TokenOnly,
+    /// The vault answered the probe with 404 (or 200): reachable, and the identity may read.
+    VaultReachable,
 }
 
-/// Resolves every planned reference: fetches each distinct secret version once, then
-/// applies each reference's selector.
-pub fn resolve_references(
-    planned: &[Planned],
-    transport_options: &TransportOptions,
-    credential_settings: CredentialSettings,
-    settings: FetchSettings,
-) -> Result<Resolution, SetupError> {
-    let http = transport::build_client(transport_options)?;
-    let credential = Credential::new(credential_settings, http.clone(), transport_options)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(SetupError::Runtime)?;
+/// Secret name the probe asks for. Any valid name could exist, so a 200 counts as success too.
+pub const PROBE_SECRET_NAME: &str = "kvexec-connection-check-probe";
 
-    let secrets: BTreeSet<SecretId> = planned.iter().map(|p| p.reference.secret.clone()).collect();
-    tracing::debug!(references = planned.len(), secrets = secrets.len(), "resolving");
-    let fetched = runtime.block_on(fetch_all(secrets, &credential, &http, settings));
+/// The HTTP client, the credential and the runtime of one run.
+pub struct Session {
+    http: reqwest::Client,
+    credential: Credential,
+    runtime: tokio::runtime::Runtime,
+}
 
-    let results = planned
-        .iter()
-        .map(|entry| {
-            let bundle = match &fetched[&entry.reference.secret] {
-                Ok(bundle) => bundle.clone(),
-                Err(error) => return Err(Failure::from(error.clone())),
+impl Session {
+    /// Builds the HTTPS client and the credential. Nothing is sent yet.
+    pub fn new(transport_options: &TransportOptions, credential_settings: CredentialSettings) -> Result<Session, SetupError> {
+        let http = transport::build_client(transport_options)?;
+        let credential = Credential::new(credential_settings, http.clone(), transport_options)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(SetupError::Runtime)?;
+        Ok(Session { http, credential, runtime })
+    }
+
+    pub fn credential(&self) -> &Credential {
+        &self.credential
+    }
+
+    /// Resolves every planned reference: fetches each distinct secret version once, then
+    /// applies each reference's selector.
+    pub fn resolve(&self, planned: &[Planned], settings: FetchSettings) -> Resolution {
+        let secrets: BTreeSet<SecretId> = planned.iter().map(|p| p.reference.secret.clone()).collect();
+        tracing::debug!(references = planned.len(), secrets = secrets.len(), "resolving");
+        let fetched = self
+            .runtime
+            .block_on(fetch_all(secrets, &self.credential, &self.http, settings));
+
+        planned
+            .iter()
+            .map(|entry| {
+                let bundle = match &fetched[&entry.reference.secret] {
+                    Ok(bundle) => bundle.clone(),
+                    Err(error) => return Err(Failure::from(error.clone())),
+                };
+                let value = match &entry.reference.selector {
+                    Some(selector) => select::select(&bundle.value, selector)?,
+                    None => bundle.value.clone(),
+                };
+                Ok(Resolved { bundle, value })
+            })
+            .collect()
+    }
+
+    /// Proves the connection without references: acquires a token for the vault's cloud
+    /// (or the public cloud) and, when a vault is given, asks it for a secret that should not
+    /// exist, so a 404 proves reachability and permission.
+    pub fn probe(&self, vault: Option<&Vault>, settings: FetchSettings) -> Result<Probe, FetchError> {
+        let cloud = vault.map_or(Cloud::Public, |vault| vault.cloud);
+        let deadline = Instant::now() + settings.timeout;
+        self.runtime.block_on(async {
+            let token = match tokio::time::timeout_at(deadline, self.credential.token(cloud)).await {
+                Ok(token) => token?,
+                Err(_) => {
+                    return Err(FetchError::TimedOut {
+                        phase: Phase::Token,
+                        timeout: settings.timeout,
+                        last: None,
+                    })
+                }
             };
-            let value = match &entry.reference.selector {
-                Some(selector) => select::select(&bundle.value, selector)?,
-                None => bundle.value.clone(),
+            let Some(vault) = vault else {
+                return Ok(Probe::TokenOnly);
             };
-            Ok(Resolved { bundle, value })
+            let secret = SecretId {
+                vault: vault.clone(),
+                name: PROBE_SECRET_NAME.to_string(),
+                version: None,
+            };
+            match fetch_one(&self.http, &secret, &token, deadline, settings.timeout).await {
+                Ok(_) | Err(FetchError::Vault(VaultError::Service { status: 404, .. })) => Ok(Probe::VaultReachable),
+                Err(error) => Err(error),
+            }
         })
-        .collect();
-    Ok(Resolution {
-        credential: credential.describe(),
-        tenant_id: credential.tenant_id().map(str::to_string),
-        results,
-    })
+    }
 }
 
 /// The phase a deadline expired in.
@@ -190,8 +238,11 @@ pub async fn fetch_all(
         };
         (cloud, token)
     });
-    let tokens: BTreeMap<Cloud, Result<SecretString, FetchError>> =
-        futures_util::future::join_all(token_requests).await.into_iter().collect();
+    let hosts: BTreeSet<String> = secrets.iter().map(|secret| secret.vault.host()).collect();
+    let warm_ups = hosts.iter().map(|host| vault::warm_up(http, host));
+    let warm_up_all = tokio::time::timeout_at(deadline, futures_util::future::join_all(warm_ups));
+    let (tokens, _) = futures_util::future::join(futures_util::future::join_all(token_requests), warm_up_all).await;
+    let tokens: BTreeMap<Cloud, Result<SecretString, FetchError>> = tokens.into_iter().collect();
 
     stream::iter(secrets)
         .map(|secret| {
