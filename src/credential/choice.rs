@@ -118,13 +118,17 @@ impl Selection {
                 .iter()
                 .take_while(|(kind, _)| *kind != self.kind)
                 .map(|(kind, availability)| match availability {
-                    Availability::NotConfigured(why) | Availability::Configured(why) => format!("{kind}: {why}"),
+                    Availability::NotConfigured(why) | Availability::Configured(why) => format!("{kind} ({why})"),
                 })
                 .collect();
+            let why_chosen = match self.availability(self.kind) {
+                Availability::Configured(why) => *why,
+                Availability::NotConfigured(why) => *why,
+            };
             let tried = if skipped.is_empty() {
-                format!("auto tried {} first", self.kind)
+                format!("auto chose {} because {why_chosen}", self.kind)
             } else {
-                format!("auto tried {} after skipping {}", self.kind, skipped.join(", "))
+                format!("auto chose {} because {why_chosen}, after skipping {}", self.kind, skipped.join(", "))
             };
             return format!("{tried}; {how}");
         }
@@ -188,7 +192,7 @@ fn availability(kind: CredentialKind, settings: &CredentialSettings) -> Availabi
         CredentialKind::ManagedIdentity => match settings.identity_endpoint {
             Some(_) => Configured("IDENTITY_ENDPOINT is set"),
             None => NotConfigured(
-                "IDENTITY_ENDPOINT is not set (the VM metadata endpoint is used only with --credential managed-identity)",
+                "IDENTITY_ENDPOINT is not set, and auto never uses the VM metadata endpoint, which needs --credential managed-identity",
             ),
         },
         CredentialKind::AzureCli => Configured("no other credential is configured"),
@@ -275,16 +279,20 @@ mod tests {
         let selection = select(&workload);
         assert_eq!(selection.reason(), "auto: AZURE_FEDERATED_TOKEN_FILE is set");
         let text = selection.alternatives();
-        assert!(text.contains("auto tried workload-identity after skipping client-secret:"), "{text}");
-        assert!(text.contains("client-certificate: AZURE_CLIENT_CERTIFICATE_PATH is not set"), "{text}");
-        assert!(!text.contains("managed-identity:"), "{text}");
+        assert!(
+            text.contains("auto chose workload-identity because AZURE_FEDERATED_TOKEN_FILE is set, after skipping client-secret ("),
+            "{text}"
+        );
+        assert!(text.contains("client-certificate (AZURE_CLIENT_CERTIFICATE_PATH is not set)"), "{text}");
+        assert!(!text.contains("managed-identity ("), "{text}");
         assert!(text.contains("--credential NAME"), "{text}");
     }
 
     #[test]
     fn auto_azure_cli_alternatives_explain_imds() {
         let text = select(&settings()).alternatives();
-        assert!(text.contains("managed-identity: IDENTITY_ENDPOINT is not set"), "{text}");
-        assert!(text.contains("only with --credential managed-identity"), "{text}");
+        assert!(text.contains("auto chose azure-cli because no other credential is configured"), "{text}");
+        assert!(text.contains("managed-identity (IDENTITY_ENDPOINT is not set"), "{text}");
+        assert!(text.contains("needs --credential managed-identity"), "{text}");
     }
 }

@@ -50,7 +50,7 @@ pub enum CredentialFailure {
     IdentityHeaderMissing,
     /// The App Service managed identity client of `azure_identity` reads IDENTITY_ENDPOINT
     /// and IDENTITY_HEADER from the process environment only.
-    #[error("{name} differs between the process environment and the env files")]
+    #[error("{name} from the env files does not match the process environment")]
     IdentityNotInProcess { name: &'static str },
     #[error("{name} '{value}' is not a valid http(s) URL")]
     InvalidEndpoint { name: &'static str, value: String },
