@@ -334,3 +334,89 @@ fn network(failure: NetworkFailure, detail: &str, peer: &str) -> Diagnosis {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credential::{select, CredentialKind, CredentialSettings};
+    use std::sync::Arc;
+
+    fn failed(choice: Option<CredentialKind>, failure: CredentialFailure) -> Diagnosis {
+        let settings = CredentialSettings {
+            choice: choice.map(|kind| (kind, "--credential")),
+            ..CredentialSettings::default()
+        };
+        credential_error(&CredentialError {
+            selection: Arc::new(select(&settings)),
+            failure,
+        })
+    }
+
+    #[test]
+    fn azure_cli_logged_out_suggests_az_login() {
+        let message = "ERROR: Please run 'az login' to setup account.".to_string();
+        let diagnosis = failed(None, CredentialFailure::AzureCliNotLoggedIn { message });
+        assert!(diagnosis.reason.starts_with("the azure-cli credential failed: "), "{}", diagnosis.reason);
+        assert!(diagnosis.reason.contains("Please run 'az login'"), "{}", diagnosis.reason);
+        let hint = diagnosis.hint.unwrap();
+        assert!(hint.starts_with("run 'az login'"), "{hint}");
+        assert!(hint.contains("auto chose azure-cli because no other credential is configured"), "{hint}");
+        assert!(hint.contains("--credential NAME"), "{hint}");
+    }
+
+    #[test]
+    fn missing_az_suggests_installing_it() {
+        let hint = failed(None, CredentialFailure::AzureCliNotFound).hint.unwrap();
+        assert!(hint.starts_with("install the Azure CLI"), "{hint}");
+    }
+
+    #[test]
+    fn old_az_suggests_an_upgrade() {
+        let message = "expires_on field not found. Please use Azure CLI 2.54.0 or newer.".to_string();
+        let hint = failed(None, CredentialFailure::AzureCliFailed { message }).hint.unwrap();
+        assert!(hint.starts_with("upgrade the Azure CLI"), "{hint}");
+    }
+
+    #[test]
+    fn imds_unreachable_says_where_it_works() {
+        let failure = CredentialFailure::ManagedIdentityNetwork {
+            endpoint: "http://169.254.169.254/metadata/identity/oauth2/token".to_string(),
+            failure: NetworkFailure::Connect,
+            detail: "connection refused".to_string(),
+        };
+        let diagnosis = failed(Some(CredentialKind::ManagedIdentity), failure);
+        let hint = diagnosis.hint.unwrap();
+        assert!(hint.contains("only on Azure VMs"), "{hint}");
+        assert!(!hint.contains("auto chose"), "an explicit choice lists no skipped credentials: {hint}");
+    }
+
+    #[test]
+    fn managed_identity_400_names_the_identity_setting() {
+        let failure = CredentialFailure::ManagedIdentity {
+            endpoint: "https://127.0.0.1:1/msi/token".to_string(),
+            status: 400,
+            error: "invalid_request".to_string(),
+            description: "Identity not found".to_string(),
+        };
+        let diagnosis = failed(Some(CredentialKind::ManagedIdentity), failure);
+        assert!(diagnosis.reason.contains("HTTP 400 invalid_request: Identity not found"), "{}", diagnosis.reason);
+        assert!(diagnosis.hint.unwrap().contains("AZURE_CLIENT_ID"));
+    }
+
+    #[test]
+    fn missing_identity_header_is_explained() {
+        let diagnosis = failed(None, CredentialFailure::IdentityHeaderMissing);
+        assert!(diagnosis.reason.contains("IDENTITY_HEADER is not"), "{}", diagnosis.reason);
+    }
+
+    #[test]
+    fn unreadable_token_file_names_the_path() {
+        let failure = CredentialFailure::TokenFileUnreadable {
+            path: "/var/run/secrets/azure/tokens/azure-identity-token".into(),
+            reason: "No such file or directory (os error 2)".to_string(),
+        };
+        let diagnosis = failed(Some(CredentialKind::WorkloadIdentity), failure);
+        assert!(diagnosis.reason.contains("/var/run/secrets/azure/tokens/azure-identity-token"), "{}", diagnosis.reason);
+        assert!(diagnosis.hint.unwrap().contains("AZURE_FEDERATED_TOKEN_FILE"));
+    }
+}
