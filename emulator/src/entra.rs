@@ -247,7 +247,9 @@ fn issue(
         TenantLookup::Error(error) => return Err(error),
     };
 
-    let grant_type = form.get("grant_type").ok_or_else(|| missing_parameter("grant_type"))?;
+    let grant_type = form
+        .get("grant_type")
+        .ok_or_else(|| missing_parameter("grant_type"))?;
     if grant_type != "client_credentials" {
         return Err(EntraError::new(
             400,
@@ -263,7 +265,9 @@ fn issue(
         .cloned()
         .or_else(|| basic.as_ref().map(|(id, _)| id.clone()))
         .ok_or_else(|| missing_parameter("client_id"))?;
-    let scope = form.get("scope").ok_or_else(|| missing_parameter("scope"))?;
+    let scope = form
+        .get("scope")
+        .ok_or_else(|| missing_parameter("scope"))?;
 
     let Some(app) = shared.app(&tenant.id, &client_id) else {
         return Err(EntraError::new(
@@ -335,10 +339,13 @@ fn basic_credentials(request: &Parts) -> Option<(String, String)> {
 }
 
 fn check_secret(app: &crate::model::App, presented: &str) -> Result<(), EntraError> {
-    let matching = app.credentials.iter().find_map(|credential| match credential {
-        AppCredential::Secret { value, expired } if value == presented => Some(*expired),
-        _ => None,
-    });
+    let matching = app
+        .credentials
+        .iter()
+        .find_map(|credential| match credential {
+            AppCredential::Secret { value, expired } if value == presented => Some(*expired),
+            _ => None,
+        });
     match matching {
         Some(false) => Ok(()),
         Some(true) => Err(EntraError::new(
@@ -373,7 +380,13 @@ fn read_claims(assertion: &str) -> Option<Claims> {
         .decode(payload.trim_end_matches('='))
         .ok()?;
     let claims: Value = serde_json::from_slice(&bytes).ok()?;
-    let text = |name: &str| claims.get(name).and_then(Value::as_str).unwrap_or("").to_string();
+    let text = |name: &str| {
+        claims
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     let audience = match claims.get("aud") {
         Some(Value::Array(items)) => items
             .iter()
@@ -412,7 +425,10 @@ fn assertion_expired(now: i64, claims: &Claims) -> EntraError {
 
 /// Accepts a registered federated token, asks verifiers about anything else, and words
 /// the rejection as Entra ID does.
-fn check_assertion(app: &crate::model::App, request: &AssertionRequest<'_>) -> Result<(), EntraError> {
+fn check_assertion(
+    app: &crate::model::App,
+    request: &AssertionRequest<'_>,
+) -> Result<(), EntraError> {
     for credential in &app.credentials {
         match credential {
             AppCredential::Federated { assertion, expired } if assertion == request.assertion => {
@@ -459,7 +475,11 @@ fn check_assertion(app: &crate::model::App, request: &AssertionRequest<'_>) -> R
 }
 
 /// Checks a client-credentials scope and returns the resource the token is for.
-fn check_scope(cloud: &Cloud, tenant: &crate::model::Tenant, scope: &str) -> Result<String, EntraError> {
+fn check_scope(
+    cloud: &Cloud,
+    tenant: &crate::model::Tenant,
+    scope: &str,
+) -> Result<String, EntraError> {
     let scopes: Vec<&str> = scope
         .split_whitespace()
         .filter(|scope| !OIDC_SCOPES.contains(scope))
@@ -572,7 +592,9 @@ mod tests {
     #[test]
     fn resource_ignores_openid_scopes() {
         assert_eq!(
-            requested_resource(Some("https://vault.azure.net/.default openid profile offline_access")),
+            requested_resource(Some(
+                "https://vault.azure.net/.default openid profile offline_access"
+            )),
             "https://vault.azure.net"
         );
         assert_eq!(requested_resource(Some("openid")), "");

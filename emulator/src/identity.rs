@@ -45,7 +45,9 @@ fn error(status: u16, error: &str, description: &str) -> Response<Body> {
 }
 
 fn record(shared: &Shared, identity: Option<&ManagedIdentity>, resource: &str) {
-    let tenant = identity.map(|identity| identity.tenant_id.as_str()).unwrap_or("");
+    let tenant = identity
+        .map(|identity| identity.tenant_id.as_str())
+        .unwrap_or("");
     shared.stats.token_request(tenant, resource);
 }
 
@@ -99,9 +101,19 @@ fn unknown_resource(resource: &str) -> Response<Body> {
 
 /// `GET /msi/token?resource=…&api-version=2019-08-01[&client_id=…|principal_id=…|object_id=…|mi_res_id=…]`
 /// with `X-IDENTITY-HEADER`.
-fn app_service(shared: &Shared, request: &Parts, query: &HashMap<String, String>) -> Response<Body> {
+fn app_service(
+    shared: &Shared,
+    request: &Parts,
+    query: &HashMap<String, String>,
+) -> Response<Body> {
     let resource = query.get("resource").cloned().unwrap_or_default();
-    let identity = select(shared, query, "client_id", &["principal_id", "object_id"], "mi_res_id");
+    let identity = select(
+        shared,
+        query,
+        "client_id",
+        &["principal_id", "object_id"],
+        "mi_res_id",
+    );
     record(shared, identity, &resource);
 
     // NOTE: the wording of App Service's own errors was not captured except "Unable to
@@ -131,7 +143,11 @@ fn app_service(shared: &Shared, request: &Parts, query: &HashMap<String, String>
         );
     }
     if resource.is_empty() {
-        return error(400, "invalid_request", "The resource query parameter is missing.");
+        return error(
+            400,
+            "invalid_request",
+            "The resource query parameter is missing.",
+        );
     }
     let Some(identity) = identity else {
         return response::json(
@@ -173,7 +189,11 @@ fn imds(shared: &Shared, request: &Parts, query: &HashMap<String, String>) -> Re
         .get("metadata")
         .and_then(|value| value.to_str().ok());
     if metadata != Some("true") {
-        return error(400, "bad_request_102", "Required metadata header not specified");
+        return error(
+            400,
+            "bad_request_102",
+            "Required metadata header not specified",
+        );
     }
     if let Some(rejection) = shared.faults.token_gate() {
         let failure = unavailable(rejection.status);
@@ -183,10 +203,18 @@ fn imds(shared: &Shared, request: &Parts, query: &HashMap<String, String>) -> Re
     }
     // NOTE: the two texts below are the emulator's; captured IMDS bodies were not available.
     if query.get("api-version").is_none_or(String::is_empty) {
-        return error(400, "invalid_request", "Required query variable 'api-version' is missing");
+        return error(
+            400,
+            "invalid_request",
+            "Required query variable 'api-version' is missing",
+        );
     }
     if resource.is_empty() {
-        return error(400, "invalid_request", "Required query variable 'resource' is missing");
+        return error(
+            400,
+            "invalid_request",
+            "Required query variable 'resource' is missing",
+        );
     }
     let Some(identity) = identity else {
         return error(400, "invalid_request", "Identity not found");

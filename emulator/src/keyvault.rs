@@ -1,6 +1,10 @@
 //! The Key Vault data plane: `GET /secrets/{name}[/{version}]`, with Key Vault's
 //! authentication challenge, authorisation errors, error bodies and headers.
 
+// The checks below return the response to send as their error. It is built once per
+// request and moved once, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
 use crate::faults::Rejection;
 use crate::model::{Cloud, Fault, PermissionModel, Secret, SecretVersion, UnknownVault, Vault};
 use crate::response::{self, Body, Outcome};
@@ -70,7 +74,10 @@ impl Headers {
             header::CONTENT_TYPE,
             http::HeaderValue::from_static(response::JSON),
         );
-        headers.insert(header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache"));
+        headers.insert(
+            header::CACHE_CONTROL,
+            http::HeaderValue::from_static("no-cache"),
+        );
         headers.insert(header::PRAGMA, http::HeaderValue::from_static("no-cache"));
         headers.insert(header::EXPIRES, http::HeaderValue::from_static("-1"));
         headers.insert(
@@ -119,7 +126,11 @@ pub(crate) async fn handle(
         shared.stats.secret_read(SecretRead {
             vault_host: host.to_string(),
             name: target.name.to_ascii_lowercase(),
-            version: target.version.clone().unwrap_or_default().to_ascii_lowercase(),
+            version: target
+                .version
+                .clone()
+                .unwrap_or_default()
+                .to_ascii_lowercase(),
         });
     }
 
@@ -308,7 +319,8 @@ fn is_supported_api_version(version: &str) -> bool {
     }
     let date = version.strip_suffix("-preview").unwrap_or(version);
     let parts: Vec<&str> = date.split('-').collect();
-    let all_digits = |text: &str, len: usize| text.len() == len && text.bytes().all(|b| b.is_ascii_digit());
+    let all_digits =
+        |text: &str, len: usize| text.len() == len && text.bytes().all(|b| b.is_ascii_digit());
     parts.len() == 3
         && all_digits(parts[0], 4)
         && all_digits(parts[1], 2)
@@ -343,7 +355,9 @@ fn authenticate(
         .map(|(_, token)| token.trim())
         .filter(|token| !token.is_empty());
     let Some(token) = token else {
-        return Err(unauthorized("AKV10000: Request is missing a Bearer or PoP token."));
+        return Err(unauthorized(
+            "AKV10000: Request is missing a Bearer or PoP token.",
+        ));
     };
 
     let Some(issued) = shared.token(token) else {
@@ -400,7 +414,8 @@ fn authorize(
     let allowed = match &vault.readers {
         None => true,
         Some(readers) => {
-            readers.contains(&token.principal.client_id) || readers.contains(&token.principal.object_id)
+            readers.contains(&token.principal.client_id)
+                || readers.contains(&token.principal.object_id)
         }
     };
     if allowed {
@@ -481,7 +496,12 @@ fn bundle(vault: &Vault, secret: &Secret, version: &SecretVersion) -> Value {
     }
     body.insert(
         "id".into(),
-        json!(format!("{}/secrets/{}/{}", vault.url(), secret.name, version.id)),
+        json!(format!(
+            "{}/secrets/{}/{}",
+            vault.url(),
+            secret.name,
+            version.id
+        )),
     );
     body.insert("attributes".into(), Value::Object(attributes));
     if !version.tags.is_empty() {
@@ -504,17 +524,24 @@ fn apply_fault(
     };
 
     match fault {
-        Fault::Status { status, retry_after } => {
-            Outcome::Reply(rejected(headers, Rejection { status, retry_after }))
-        }
+        Fault::Status {
+            status,
+            retry_after,
+        } => Outcome::Reply(rejected(
+            headers,
+            Rejection {
+                status,
+                retry_after,
+            },
+        )),
         Fault::NoResponse => Outcome::NoResponse,
         Fault::ResetConnection => {
             let body = Bytes::from(bundle_bytes());
-            Outcome::Reply(headers.finish(reset_mid_response(connection.clone(), body)))
+            Outcome::Reply(headers.finish(partial_body(Some(connection.clone()), body)))
         }
         Fault::TruncatedBody => {
             let body = Bytes::from(bundle_bytes());
-            Outcome::Reply(headers.finish(truncated(body)))
+            Outcome::Reply(headers.finish(partial_body(None, body)))
         }
         Fault::MalformedJson => {
             // The value stays in the body so a client that echoes the body in an error
@@ -535,8 +562,9 @@ fn apply_fault(
     }
 }
 
-/// A 200 whose body stops halfway, after which the TCP connection is reset.
-fn reset_mid_response(connection: Arc<Connection>, body: Bytes) -> Response<Body> {
+/// A 200 declaring the full `Content-Length` whose body stops halfway. Then the TCP
+/// connection is reset when `reset` is given, otherwise the body just ends.
+fn partial_body(reset: Option<Arc<Connection>>, body: Bytes) -> Response<Body> {
     let (mut sender, receiver) = Channel::<Bytes, io::Error>::new(1);
     let declared = body.len();
     tokio::spawn(async move {
@@ -544,7 +572,8 @@ fn reset_mid_response(connection: Arc<Connection>, body: Bytes) -> Response<Body
         let quarter = half / 2;
         // The second send waits until hyper has taken the first chunk, which it does only
         // after writing the status line and headers; the pause lets both chunks reach the
-        // socket before the reset.
+        // socket before the connection is reset or the body ends (HTTP/1.1 discards
+        // unsent output when a body ends short of its Content-Length).
         if sender.send_data(body.slice(..quarter)).await.is_err() {
             return;
         }
@@ -552,22 +581,12 @@ fn reset_mid_response(connection: Arc<Connection>, body: Bytes) -> Response<Body
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-        connection.reset();
-        // Hold the sender so the body does not end cleanly before the reset lands.
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        if let Some(connection) = reset {
+            connection.reset();
+            // Hold the sender so the body does not end before the reset lands.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
         drop(sender);
-    });
-    let mut response = Response::new(receiver.boxed());
-    response::set_header(&mut response, "content-length", &declared.to_string());
-    response
-}
-
-/// A 200 declaring the full `Content-Length` whose body ends halfway.
-fn truncated(body: Bytes) -> Response<Body> {
-    let (mut sender, receiver) = Channel::<Bytes, io::Error>::new(1);
-    let declared = body.len();
-    tokio::spawn(async move {
-        let _ = sender.send_data(body.slice(..declared / 2)).await;
     });
     let mut response = Response::new(receiver.boxed());
     response::set_header(&mut response, "content-length", &declared.to_string());
@@ -605,7 +624,10 @@ mod tests {
 
         let versioned = parse_secret_path("/secrets/db/0123456789abcdef0123456789abcdef")
             .expect("versioned path");
-        assert_eq!(versioned.version.as_deref(), Some("0123456789abcdef0123456789abcdef"));
+        assert_eq!(
+            versioned.version.as_deref(),
+            Some("0123456789abcdef0123456789abcdef")
+        );
 
         assert!(parse_secret_path("/secrets/").is_none());
         assert!(parse_secret_path("/secrets//x").is_none());
@@ -615,7 +637,14 @@ mod tests {
 
     #[test]
     fn api_versions() {
-        for accepted in ["7.4", "7.6", "2016-10-01", "2025-07-01", "2026-04-01", "2026-03-01-preview"] {
+        for accepted in [
+            "7.4",
+            "7.6",
+            "2016-10-01",
+            "2025-07-01",
+            "2026-04-01",
+            "2026-03-01-preview",
+        ] {
             assert!(is_supported_api_version(accepted), "{accepted}");
         }
         for rejected in ["", "7", "8.0", "2024-01-01", "latest", "2025-7-01"] {

@@ -52,10 +52,16 @@ use std::time::Duration;
 /// Why an emulator could not start.
 #[derive(Debug)]
 pub enum StartError {
-    Bind { port: u16, source: std::io::Error },
+    Bind {
+        port: u16,
+        source: std::io::Error,
+    },
     Certificate(rcgen::Error),
     Tls(rustls::Error),
-    WriteCa { path: PathBuf, source: std::io::Error },
+    WriteCa {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     Runtime(std::io::Error),
     /// A secret was added for a vault name the builder does not have.
     UnknownVault(String),
@@ -134,7 +140,11 @@ impl EmulatorBuilder {
     /// Serves an extra cloud (its vault suffix and login host get certificate names and
     /// resolve entries too).
     pub fn cloud(mut self, cloud: Cloud) -> Self {
-        if !self.clouds.iter().any(|known| known.vault_suffix == cloud.vault_suffix) {
+        if !self
+            .clouds
+            .iter()
+            .any(|known| known.vault_suffix == cloud.vault_suffix)
+        {
             self.clouds.push(cloud);
         }
         self
@@ -237,7 +247,11 @@ impl EmulatorBuilder {
                 .ok_or(StartError::UnknownVault(vault_name))?;
             vault.secrets.push(secret);
         }
-        let vault_clouds: Vec<Cloud> = self.vaults.iter().map(|vault| vault.cloud.clone()).collect();
+        let vault_clouds: Vec<Cloud> = self
+            .vaults
+            .iter()
+            .map(|vault| vault.cloud.clone())
+            .collect();
         for cloud in vault_clouds {
             self = self.cloud(cloud);
         }
@@ -264,18 +278,25 @@ impl EmulatorBuilder {
 
         let (ca_path, ca_dir) = write_ca(self.ca_dir.as_deref(), &certificates.ca_pem)?;
 
-        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, self.port))
-            .map_err(|source| StartError::Bind { port: self.port, source })?;
+        let listener =
+            std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, self.port)).map_err(|source| {
+                StartError::Bind {
+                    port: self.port,
+                    source,
+                }
+            })?;
         listener
             .set_nonblocking(true)
-            .map_err(|source| StartError::Bind { port: self.port, source })?;
-        let address = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind { port: self.port, source })?;
+            .map_err(|source| StartError::Bind {
+                port: self.port,
+                source,
+            })?;
+        let address = listener.local_addr().map_err(|source| StartError::Bind {
+            port: self.port,
+            source,
+        })?;
 
-        let identity_header = self
-            .identity_header
-            .unwrap_or_else(|| util::random_hex(16));
+        let identity_header = self.identity_header.unwrap_or_else(|| util::random_hex(16));
         let shared = Arc::new(Shared::new(
             self.clouds,
             self.tenants,
@@ -330,7 +351,10 @@ impl EmulatorBuilder {
     }
 }
 
-fn write_ca(directory: Option<&Path>, pem: &str) -> Result<(PathBuf, Option<tempfile::TempDir>), StartError> {
+fn write_ca(
+    directory: Option<&Path>,
+    pem: &str,
+) -> Result<(PathBuf, Option<tempfile::TempDir>), StartError> {
     let (directory_path, temporary) = match directory {
         Some(directory) => (directory.to_path_buf(), None),
         None => {

@@ -289,7 +289,12 @@ pub struct EntraError {
 
 impl EntraError {
     /// `message` is the text after `AADSTS{code}: `.
-    pub fn new(status: u16, error: impl Into<String>, code: u32, message: impl Into<String>) -> Self {
+    pub fn new(
+        status: u16,
+        error: impl Into<String>,
+        code: u32,
+        message: impl Into<String>,
+    ) -> Self {
         EntraError {
             status,
             error: error.into(),
@@ -342,7 +347,10 @@ impl ManagedIdentity {
     }
 
     /// A user-assigned identity with the given client id.
-    pub fn user_assigned(tenant_id: impl Into<String>, client_id: impl Into<String>) -> ManagedIdentity {
+    pub fn user_assigned(
+        tenant_id: impl Into<String>,
+        client_id: impl Into<String>,
+    ) -> ManagedIdentity {
         let client_id = client_id.into().to_ascii_lowercase();
         ManagedIdentity {
             tenant_id: tenant_id.into().to_ascii_lowercase(),
@@ -663,7 +671,10 @@ pub enum Fault {
     OversizedBody,
     /// Answers with this status and a Key Vault error body (`Throttled` for 429),
     /// with `Retry-After` seconds when given.
-    Status { status: u16, retry_after: Option<u64> },
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+    },
 }
 
 #[derive(Clone, Debug)]

@@ -52,7 +52,12 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, acceptor: 
     }
 }
 
-async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, acceptor: TlsAcceptor) {
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    acceptor: TlsAcceptor,
+) {
     // A second handle on the same socket lets the task set SO_LINGER to zero before
     // dropping the connection, which makes the kernel send RST instead of FIN.
     let (stream, socket) = match duplicate(stream) {
@@ -152,7 +157,11 @@ fn strip_port(host: &str) -> &str {
     }
 }
 
-async fn dispatch(request: Request<Incoming>, shared: &Shared, connection: &Arc<Connection>) -> Response<Body> {
+async fn dispatch(
+    request: Request<Incoming>,
+    shared: &Shared,
+    connection: &Arc<Connection>,
+) -> Response<Body> {
     let _in_flight = shared.stats.enter();
     let host = request_host(&request);
     let authorization = request
@@ -164,9 +173,13 @@ async fn dispatch(request: Request<Incoming>, shared: &Shared, connection: &Arc<
     let (parts, body) = request.into_parts();
     let outcome = match shared.classify_host(&host) {
         _ if !connection.tls && !identity::is_identity_path(parts.uri.path()) => Outcome::Reset,
-        HostKind::Vault { cloud } => keyvault::handle(shared, connection, cloud, &host, &parts).await,
+        HostKind::Vault { cloud } => {
+            keyvault::handle(shared, connection, cloud, &host, &parts).await
+        }
         HostKind::Login { cloud } => entra::handle(shared, cloud, &host, parts.clone(), body).await,
-        HostKind::Other if identity::is_identity_path(parts.uri.path()) => identity::handle(shared, &parts),
+        HostKind::Other if identity::is_identity_path(parts.uri.path()) => {
+            identity::handle(shared, &parts)
+        }
         HostKind::Other => Outcome::Reset,
     };
 

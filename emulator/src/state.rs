@@ -46,8 +46,12 @@ pub(crate) struct Shared {
 /// How a `Host` is served.
 pub(crate) enum HostKind<'a> {
     /// `{name}.{suffix}` of a configured cloud; the vault may or may not exist.
-    Vault { cloud: &'a Cloud },
-    Login { cloud: &'a Cloud },
+    Vault {
+        cloud: &'a Cloud,
+    },
+    Login {
+        cloud: &'a Cloud,
+    },
     Other,
 }
 
@@ -101,7 +105,9 @@ impl Shared {
 
     pub(crate) fn cloud_of_resource(&self, resource: &str) -> Option<&Cloud> {
         let resource = resource.strip_suffix('/').unwrap_or(resource);
-        self.clouds.iter().find(|cloud| cloud.vault_resource == resource)
+        self.clouds
+            .iter()
+            .find(|cloud| cloud.vault_resource == resource)
     }
 
     /// Finds a tenant by id or verified domain, case-insensitively.
@@ -120,7 +126,9 @@ impl Shared {
     }
 
     fn vaults(&self) -> MutexGuard<'_, HashMap<String, VaultState>> {
-        self.vaults.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.vaults
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Adds or replaces a vault with all its secrets.
@@ -147,7 +155,11 @@ impl Shared {
     }
 
     /// Runs `f` on the vault at `host` under the vault lock; `None` when there is none.
-    pub(crate) fn with_vault<T>(&self, host: &str, f: impl FnOnce(&mut VaultState) -> T) -> Option<T> {
+    pub(crate) fn with_vault<T>(
+        &self,
+        host: &str,
+        f: impl FnOnce(&mut VaultState) -> T,
+    ) -> Option<T> {
         self.vaults().get_mut(host).map(f)
     }
 
@@ -157,7 +169,12 @@ impl Shared {
         hosts
     }
 
-    pub(crate) fn issue_token(&self, tenant_id: &str, principal: Principal, resource: &str) -> String {
+    pub(crate) fn issue_token(
+        &self,
+        tenant_id: &str,
+        principal: Principal,
+        resource: &str,
+    ) -> String {
         // Opaque rather than a JWT: clients must not look inside access tokens, and a fixed
         // prefix lets tests search any output for leaked tokens.
         let token = format!("kvemu_at_{}", random_hex(32));

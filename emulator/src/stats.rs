@@ -113,7 +113,9 @@ impl Recorder {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Stats> {
         // A panic while holding this lock leaves only counters behind, which stay usable.
-        self.counters.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.counters
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Counts a request as in flight until the returned guard is dropped.

@@ -151,10 +151,9 @@ fn run(args: Args) -> Result<(), String> {
             let _ = stop.send("stdin closed");
         });
     }
-    let reason = match stopped.recv_timeout(Duration::from_secs(args.exit_after)) {
-        Ok(reason) => reason,
-        Err(_) => "--exit-after elapsed",
-    };
+    let reason = stopped
+        .recv_timeout(Duration::from_secs(args.exit_after))
+        .unwrap_or("--exit-after elapsed");
     tracing::info!(reason, "stopping");
 
     if args.print_stats {

@@ -253,11 +253,19 @@ impl SeedSecret {
     fn into_secret(self) -> Result<Secret, String> {
         let mut secret = match (self.value, self.versions) {
             (Some(value), None) => Secret::new(self.name, value),
-            (None, Some(versions)) if !versions.is_empty() => {
-                Secret::with_versions(self.name, versions.into_iter().map(SeedVersion::into_version).collect())
+            (None, Some(versions)) if !versions.is_empty() => Secret::with_versions(
+                self.name,
+                versions
+                    .into_iter()
+                    .map(SeedVersion::into_version)
+                    .collect(),
+            ),
+            (Some(_), Some(_)) => {
+                return Err("give either \"value\" or \"versions\", not both".into())
             }
-            (Some(_), Some(_)) => return Err("give either \"value\" or \"versions\", not both".into()),
-            (None, _) => return Err("\"value\" or a non-empty \"versions\" list is required".into()),
+            (None, _) => {
+                return Err("\"value\" or a non-empty \"versions\" list is required".into())
+            }
         };
         if let Some(content_type) = self.content_type {
             secret = secret.content_type(content_type);
@@ -270,7 +278,9 @@ impl SeedSecret {
         }
 
         let fault = match (self.fault, self.fault_status) {
-            (Some(_), Some(_)) => return Err("give either \"fault\" or \"fault_status\", not both".into()),
+            (Some(_), Some(_)) => {
+                return Err("give either \"fault\" or \"fault_status\", not both".into())
+            }
             (Some(kind), None) => Some(match kind {
                 SeedFault::ResetConnection => Fault::ResetConnection,
                 SeedFault::NoResponse => Fault::NoResponse,
