@@ -172,6 +172,10 @@ fn run(args: Args) -> Result<(), String> {
                     "vault_host": read.vault_host, "name": read.name, "version": read.version, "count": count,
                 })).collect::<Vec<_>>(),
                 "requests_by_host": stats.requests_by_host,
+                // Counts only: the credentials themselves are never printed.
+                "requests_with_authorization": stats.authorization_by_host.iter()
+                    .map(|(host, credentials)| (host.clone(), credentials.len()))
+                    .collect::<std::collections::BTreeMap<_, _>>(),
                 "max_in_flight": stats.max_in_flight,
                 "tcp_connections": stats.tcp_connections,
                 "tls_connections": stats.tls_connections,
