@@ -1,7 +1,7 @@
 //! The demo seed: one tenant, one application with a client secret, and one public-cloud
-//! vault with a few secrets chosen to exercise a client (a plain password, a multi-line
+//! vault. Its secrets are chosen to exercise a client: a plain password, a multi-line
 //! value with `=` and non-ASCII text, a JSON document, a disabled secret and a secret with
-//! two versions). `kv-emulator` starts with it, and tests may use it as a baseline.
+//! two versions. `kv-emulator` starts with it, and tests may use it as a baseline.
 //!
 //! Every credential here is fake and only valid against the emulator.
 

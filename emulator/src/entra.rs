@@ -130,7 +130,7 @@ async fn read_form(body: hyper::body::Incoming) -> Result<HashMap<String, String
     Ok(form_urlencoded::parse(&bytes).into_owned().collect())
 }
 
-/// How a tenant segment of a token URL resolves.
+/// The result of looking up the tenant segment of a token URL.
 enum TenantLookup<'a> {
     Found(&'a crate::model::Tenant),
     Error(EntraError),
@@ -156,8 +156,8 @@ fn lookup_tenant<'a>(shared: &'a Shared, segment: &str) -> TenantLookup<'a> {
     }
     match shared.tenant(segment) {
         Some(tenant) => TenantLookup::Found(tenant),
-        // NOTE: `organizations` is answered as an unknown tenant; Entra ID's own answer for
-        // client credentials there was not verified.
+        // NOTE: `organizations` is treated as an unknown tenant. Entra ID's own response
+        // for client credentials there was not verified.
         None => TenantLookup::Error(EntraError::new(
             400,
             "invalid_request",
@@ -176,7 +176,8 @@ fn missing_parameter(name: &str) -> EntraError {
     )
 }
 
-/// The resource of the first scope that is not an OpenID scope, without `/.default`.
+/// Returns the resource of the first scope that is not an OpenID scope, without
+/// `/.default`.
 fn requested_resource(scope: Option<&str>) -> String {
     scope
         .unwrap_or("")
@@ -406,8 +407,8 @@ fn read_claims(assertion: &str) -> Option<Claims> {
 }
 
 fn assertion_expired(now: i64, claims: &Claims) -> EntraError {
-    // An opaque expired token carries no times; an hour-long validity that ended a minute
-    // ago stands in for them.
+    // An opaque expired token carries no times, so the message reports an hour-long
+    // validity that ended a minute ago.
     let expires = claims.expires.unwrap_or(now - 60);
     let not_before = claims.not_before.unwrap_or(expires - 3600);
     EntraError::new(
@@ -423,8 +424,8 @@ fn assertion_expired(now: i64, claims: &Claims) -> EntraError {
     )
 }
 
-/// Accepts a registered federated token, asks verifiers about anything else, and words
-/// the rejection as Entra ID does.
+/// Accepts a registered federated token, passes anything else to the verifiers, and
+/// words the rejection as Entra ID does.
 fn check_assertion(
     app: &crate::model::App,
     request: &AssertionRequest<'_>,
@@ -552,7 +553,8 @@ fn openid_configuration(
     }))
 }
 
-/// Answers MSAL's instance discovery: each configured login host is its own alias group.
+/// Returns MSAL's instance discovery document, in which each configured login host is its
+/// own alias group.
 fn instance_discovery(shared: &Shared, host: &str, query: Option<&str>) -> Response<Body> {
     let authorization_endpoint = form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .find(|(key, _)| key == "authorization_endpoint")

@@ -89,8 +89,8 @@ fn issue(shared: &Shared, identity: &ManagedIdentity, resource: &str) -> String 
     shared.issue_token(&identity.tenant_id, principal, resource)
 }
 
-/// Entra ID's error when `resource` is not a Key Vault resource of any configured cloud;
-/// managed identities in the emulator can get tokens for vaults only.
+/// Builds Entra ID's error for a `resource` that is not a Key Vault resource of any
+/// configured cloud. Managed identities in the emulator get tokens for vaults only.
 fn unknown_resource(resource: &str) -> Response<Body> {
     error(
         400,

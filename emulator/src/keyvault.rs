@@ -68,6 +68,7 @@ struct Headers {
 }
 
 impl Headers {
+    /// Adds the headers Key Vault sends with every response.
     fn finish(&self, mut response: Response<Body>) -> Response<Body> {
         let headers = response.headers_mut();
         headers.insert(
@@ -92,6 +93,7 @@ impl Headers {
             "x-ms-keyvault-service-version",
             http::HeaderValue::from_static(SERVICE_VERSION),
         );
+
         response::set_header(&mut response, "x-ms-request-id", &self.request_id);
         response::set_header(&mut response, "x-ms-keyvault-region", &self.region);
         let network_info = format!(
@@ -241,7 +243,7 @@ fn rejected(headers: &Headers, rejection: Rejection) -> Response<Body> {
     response
 }
 
-/// A Key Vault error body for an injected status.
+/// Builds the Key Vault error response for an injected status.
 fn status_error(headers: &Headers, status: u16) -> Response<Body> {
     match status {
         429 => headers.error(
@@ -361,8 +363,8 @@ fn authenticate(
     };
 
     let Some(issued) = shared.token(token) else {
-        // NOTE: Key Vault validates JWT signatures; this is its wording for a token signed
-        // by an unknown key, which is what a token this emulator never issued amounts to.
+        // NOTE: Key Vault validates JWT signatures. This is its wording for a token signed
+        // by an unknown key, the closest match for a token this emulator never issued.
         return Err(unauthorized(
             "AKV10046: Unable to resolve the key used for signature validation.",
         ));
@@ -562,7 +564,7 @@ fn apply_fault(
     }
 }
 
-/// A 200 declaring the full `Content-Length` whose body stops halfway. Then the TCP
+/// Builds a 200 declaring the full `Content-Length` whose body stops halfway. Then the TCP
 /// connection is reset when `reset` is given, otherwise the body just ends.
 fn partial_body(reset: Option<Arc<Connection>>, body: Bytes) -> Response<Body> {
     let (mut sender, receiver) = Channel::<Bytes, io::Error>::new(1);
@@ -571,9 +573,9 @@ fn partial_body(reset: Option<Arc<Connection>>, body: Bytes) -> Response<Body> {
         let half = declared / 2;
         let quarter = half / 2;
         // The second send waits until hyper has taken the first chunk, which it does only
-        // after writing the status line and headers; the pause lets both chunks reach the
-        // socket before the connection is reset or the body ends (HTTP/1.1 discards
-        // unsent output when a body ends short of its Content-Length).
+        // after writing the status line and headers. The pause then lets both chunks reach
+        // the socket before the connection is reset or the body ends, because hyper's
+        // HTTP/1.1 server discards unsent output when a body ends short of its length.
         if sender.send_data(body.slice(..quarter)).await.is_err() {
             return;
         }
@@ -593,7 +595,7 @@ fn partial_body(reset: Option<Arc<Connection>>, body: Bytes) -> Response<Body> {
     response
 }
 
-/// A 200 streamed in 64 KiB chunks without `Content-Length`.
+/// Builds a 200 streamed in 64 KiB chunks without `Content-Length`.
 fn streamed(body: Bytes) -> Response<Body> {
     let (mut sender, receiver) = Channel::<Bytes, io::Error>::new(2);
     tokio::spawn(async move {

@@ -5,7 +5,7 @@
 //! Government suffixes), `login.microsoftonline.com` (and the other clouds' login hosts),
 //! and the managed identity endpoints on `127.0.0.1`. Clients reach it by mapping those
 //! names to `127.0.0.1:{port}` ([`Emulator::resolve_args`]) and trusting the generated CA
-//! ([`Emulator::ca_pem_path`]). Answers follow the real services: status codes, JSON error
+//! ([`Emulator::ca_pem_path`]). Responses follow the real services: status codes, JSON error
 //! bodies, the 401 challenge, AADSTS codes.
 //!
 //! ```no_run
@@ -49,7 +49,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// Why an emulator could not start.
+/// An error that kept an emulator from starting.
 #[derive(Debug)]
 pub enum StartError {
     Bind {
@@ -90,7 +90,7 @@ impl fmt::Display for StartError {
 impl std::error::Error for StartError {}
 
 /// Configures an [`Emulator`]. Everything has a default: an emulator with no tenants
-/// answers every token request with AADSTS90002 and every vault host with a reset.
+/// rejects every token request with AADSTS90002 and resets every vault connection.
 pub struct EmulatorBuilder {
     clouds: Vec<Cloud>,
     tenants: Vec<Tenant>,
@@ -166,7 +166,7 @@ impl EmulatorBuilder {
         self
     }
 
-    /// The value `X-IDENTITY-HEADER` must carry (`IDENTITY_HEADER`); random by default.
+    /// Sets the value `X-IDENTITY-HEADER` must carry (`IDENTITY_HEADER`); random by default.
     pub fn identity_header(mut self, value: impl Into<String>) -> Self {
         self.identity_header = Some(value.into());
         self
@@ -183,7 +183,7 @@ impl EmulatorBuilder {
         self
     }
 
-    /// Delay before every response.
+    /// Sets the delay before every response.
     pub fn latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
         self
@@ -210,7 +210,7 @@ impl EmulatorBuilder {
         self
     }
 
-    /// Port on 127.0.0.1; 0 (the default) picks a free one.
+    /// Sets the port on 127.0.0.1; 0 (the default) picks a free one.
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
         self
@@ -239,11 +239,11 @@ impl EmulatorBuilder {
 
     pub fn try_start(mut self) -> Result<Emulator, StartError> {
         for (vault_name, secret) in std::mem::take(&mut self.pending_secrets) {
-            let wanted = vault_name.to_ascii_lowercase();
+            let lowered = vault_name.to_ascii_lowercase();
             let vault = self
                 .vaults
                 .iter_mut()
-                .find(|vault| vault.name == wanted)
+                .find(|vault| vault.name == lowered)
                 .ok_or(StartError::UnknownVault(vault_name))?;
             vault.secrets.push(secret);
         }
@@ -400,7 +400,8 @@ impl Emulator {
         self.address
     }
 
-    /// PEM file of the CA that signed the server certificate, for `SSL_CERT_FILE`.
+    /// Returns the PEM file of the CA that signed the server certificate, for
+    /// `SSL_CERT_FILE`.
     pub fn ca_pem_path(&self) -> &Path {
         &self.ca_path
     }
@@ -409,7 +410,7 @@ impl Emulator {
         &self.ca_pem
     }
 
-    /// `HOST=127.0.0.1:PORT` for every vault suffix (as `*.suffix`) and login host, in
+    /// Returns `HOST=127.0.0.1:PORT` for every vault suffix (as `*.suffix`) and login host, in
     /// that order, for `--resolve` flags.
     pub fn resolve_entries(&self) -> Vec<String> {
         let target = format!("127.0.0.1:{}", self.port());
@@ -426,13 +427,13 @@ impl Emulator {
         vaults.chain(logins).collect()
     }
 
-    /// [`resolve_entries`](Self::resolve_entries) joined by commas: the value of
+    /// Returns [`resolve_entries`](Self::resolve_entries) joined by commas: the value of
     /// `KVEXEC_RESOLVE`.
     pub fn resolve_args(&self) -> String {
         self.resolve_entries().join(",")
     }
 
-    /// `https://{host}` of every configured vault, sorted.
+    /// Returns `https://{host}` of every configured vault, sorted.
     pub fn vault_urls(&self) -> Vec<String> {
         self.shared
             .vault_hosts()
@@ -441,17 +442,18 @@ impl Emulator {
             .collect()
     }
 
-    /// `IDENTITY_ENDPOINT` for the App Service protocol, over plain HTTP as on App Service.
+    /// Returns `IDENTITY_ENDPOINT` for the App Service protocol, over plain HTTP as on App
+    /// Service.
     pub fn identity_endpoint(&self) -> String {
         format!("http://127.0.0.1:{}/msi/token", self.port())
     }
 
-    /// `IDENTITY_HEADER`: the value `X-IDENTITY-HEADER` must carry.
+    /// Returns `IDENTITY_HEADER`: the value `X-IDENTITY-HEADER` must carry.
     pub fn identity_header(&self) -> &str {
         &self.shared.identity_header
     }
 
-    /// Base URL of the IMDS-shaped endpoint (plain HTTP, like the real instance metadata
+    /// Returns the base URL of the IMDS-shaped endpoint (plain HTTP, like the real instance metadata
     /// service); the token path is `/metadata/identity/oauth2/token`.
     pub fn imds_endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port())

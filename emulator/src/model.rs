@@ -1,5 +1,5 @@
-//! What the emulator serves: clouds, tenants, applications, managed identities, vaults and
-//! secrets. All types are plain values with builder-style setters, handed to
+//! Configuration of what the emulator serves: clouds, tenants, applications, managed
+//! identities, vaults and secrets. All types are plain values with builder-style setters, handed to
 //! [`EmulatorBuilder`](crate::EmulatorBuilder) before start.
 
 use crate::util::{new_guid, new_version_id, unix_now};
@@ -27,7 +27,7 @@ pub struct Cloud {
 }
 
 impl Cloud {
-    /// Azure public cloud: `*.vault.azure.net`, `login.microsoftonline.com`.
+    /// Returns the Azure public cloud: `*.vault.azure.net`, `login.microsoftonline.com`.
     pub fn public() -> Cloud {
         Cloud {
             name: "AzureCloud".into(),
@@ -41,7 +41,7 @@ impl Cloud {
         }
     }
 
-    /// Azure operated by 21Vianet: `*.vault.azure.cn`, `login.chinacloudapi.cn`.
+    /// Returns Azure operated by 21Vianet: `*.vault.azure.cn`, `login.chinacloudapi.cn`.
     pub fn china() -> Cloud {
         Cloud {
             name: "AzureChinaCloud".into(),
@@ -55,7 +55,7 @@ impl Cloud {
         }
     }
 
-    /// Azure US Government: `*.vault.usgovcloudapi.net`, `login.microsoftonline.us`.
+    /// Returns Azure US Government: `*.vault.usgovcloudapi.net`, `login.microsoftonline.us`.
     pub fn us_government() -> Cloud {
         Cloud {
             name: "AzureUSGovernment".into(),
@@ -69,7 +69,7 @@ impl Cloud {
         }
     }
 
-    /// A cloud of your own, e.g. a look-alike suffix such as `vault.azure.net.evil.example`
+    /// Describes a cloud of your own, e.g. a look-alike suffix such as `vault.azure.net.evil.example`
     /// served by a second emulator to prove that a client sends it no token. The vault
     /// challenge names `https://{login_host}` and the given resource.
     pub fn custom(
@@ -90,7 +90,7 @@ impl Cloud {
         }
     }
 
-    /// The three clouds every emulator serves.
+    /// Returns the three clouds every emulator serves.
     pub fn builtin() -> Vec<Cloud> {
         vec![Cloud::public(), Cloud::china(), Cloud::us_government()]
     }
@@ -111,7 +111,7 @@ impl Cloud {
         &self.vault_resource
     }
 
-    /// The v2 scope a client requests for this cloud's vaults, e.g.
+    /// Returns the v2 scope a client requests for this cloud's vaults, e.g.
     /// `https://vault.azure.net/.default`.
     pub fn vault_scope(&self) -> String {
         format!("{}/.default", self.vault_resource)
@@ -142,7 +142,7 @@ impl Tenant {
         self
     }
 
-    /// Directory name quoted in AADSTS700016 and AADSTS500011 messages.
+    /// Sets the directory name quoted in AADSTS700016 and AADSTS500011 messages.
     pub fn display_name(mut self, name: impl Into<String>) -> Tenant {
         self.display_name = name.into();
         self
@@ -185,7 +185,7 @@ impl fmt::Debug for AppCredential {
 }
 
 impl App {
-    /// A registration with no credentials yet; its object id is generated.
+    /// Creates a registration with no credentials yet and a generated object id.
     pub fn new(tenant_id: impl Into<String>, client_id: impl Into<String>) -> App {
         App {
             tenant_id: tenant_id.into().to_ascii_lowercase(),
@@ -195,7 +195,7 @@ impl App {
         }
     }
 
-    /// Object id of the service principal, quoted in Key Vault 403 messages.
+    /// Sets the object id of the service principal, quoted in Key Vault 403 messages.
     pub fn object_id(mut self, object_id: impl Into<String>) -> App {
         self.object_id = object_id.into();
         self
@@ -288,7 +288,7 @@ pub struct EntraError {
 }
 
 impl EntraError {
-    /// `message` is the text after `AADSTS{code}: `.
+    /// Creates an error; `message` is the text after `AADSTS{code}: `.
     pub fn new(
         status: u16,
         error: impl Into<String>,
@@ -303,8 +303,8 @@ impl EntraError {
         }
     }
 
-    /// AADSTS700027, the error for an assertion whose signature matches no certificate
-    /// registered on the application.
+    /// Returns AADSTS700027, the error for an assertion whose signature matches no
+    /// certificate registered on the application.
     pub fn signature_invalid() -> EntraError {
         EntraError::new(
             401,
@@ -331,7 +331,7 @@ pub struct ManagedIdentity {
 }
 
 impl ManagedIdentity {
-    /// The host's system-assigned identity, with generated client and object ids.
+    /// Creates the host's system-assigned identity, with generated client and object ids.
     pub fn system_assigned(tenant_id: impl Into<String>) -> ManagedIdentity {
         let client_id = new_guid();
         ManagedIdentity {
@@ -346,7 +346,7 @@ impl ManagedIdentity {
         }
     }
 
-    /// A user-assigned identity with the given client id.
+    /// Creates a user-assigned identity with the given client id.
     pub fn user_assigned(
         tenant_id: impl Into<String>,
         client_id: impl Into<String>,
@@ -364,13 +364,13 @@ impl ManagedIdentity {
         }
     }
 
-    /// Object (principal) id, quoted in Key Vault 403 messages.
+    /// Sets the object (principal) id, quoted in Key Vault 403 messages.
     pub fn object_id(mut self, object_id: impl Into<String>) -> ManagedIdentity {
         self.object_id = object_id.into().to_ascii_lowercase();
         self
     }
 
-    /// Azure resource id, matched against `mi_res_id` / `msi_res_id`.
+    /// Sets the Azure resource id, matched against `mi_res_id` / `msi_res_id`.
     pub fn resource_id(mut self, resource_id: impl Into<String>) -> ManagedIdentity {
         self.resource_id = resource_id.into();
         self
@@ -381,7 +381,7 @@ impl ManagedIdentity {
     }
 }
 
-/// How a vault authorises data-plane reads.
+/// The authorisation model a vault applies to data-plane reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PermissionModel {
     /// Azure RBAC: a reader without a role gets 403 with `ForbiddenByRbac`.
@@ -407,7 +407,7 @@ pub struct Vault {
 }
 
 impl Vault {
-    /// A public-cloud vault using Azure RBAC that every principal may read.
+    /// Creates a public-cloud vault using Azure RBAC that every principal may read.
     pub fn new(name: impl Into<String>, tenant_id: impl Into<String>) -> Vault {
         Vault {
             name: name.into().to_ascii_lowercase(),
@@ -455,7 +455,7 @@ impl Vault {
         self
     }
 
-    /// Azure region, quoted in 403 messages and the `x-ms-keyvault-region` header.
+    /// Sets the Azure region, quoted in 403 messages and the `x-ms-keyvault-region` header.
     pub fn location(mut self, location: impl Into<String>) -> Vault {
         self.location = location.into();
         self
@@ -466,12 +466,12 @@ impl Vault {
         self
     }
 
-    /// `{name}.{suffix}`, e.g. `my-vault.vault.azure.net`.
+    /// Returns `{name}.{suffix}`, e.g. `my-vault.vault.azure.net`.
     pub fn host(&self) -> String {
         format!("{}.{}", self.name, self.cloud.vault_suffix)
     }
 
-    /// `https://{host}`, without a trailing slash.
+    /// Returns `https://{host}`, without a trailing slash.
     pub fn url(&self) -> String {
         format!("https://{}", self.host())
     }
@@ -488,7 +488,7 @@ pub struct Secret {
 }
 
 impl Secret {
-    /// A secret with one enabled version holding `value`.
+    /// Creates a secret with one enabled version containing `value`.
     pub fn new(name: impl Into<String>, value: impl Into<String>) -> Secret {
         Secret {
             name: name.into(),
@@ -498,7 +498,7 @@ impl Secret {
         }
     }
 
-    /// A secret with the given versions, oldest first.
+    /// Creates a secret with the given versions, oldest first.
     pub fn with_versions(name: impl Into<String>, versions: Vec<SecretVersion>) -> Secret {
         Secret {
             name: name.into(),
@@ -538,7 +538,7 @@ impl Secret {
         self
     }
 
-    /// Answers every authorised read of this secret with `fault`.
+    /// Injects `fault` into every authorised read of this secret.
     pub fn fault(mut self, fault: Fault) -> Secret {
         self.fault = Some(SecretFault {
             fault,
@@ -547,8 +547,8 @@ impl Secret {
         self
     }
 
-    /// Answers the first `times` authorised reads of this secret with `fault`, then
-    /// answers normally.
+    /// Injects `fault` into the first `times` authorised reads of this secret; later reads
+    /// succeed normally.
     pub fn fault_times(mut self, fault: Fault, times: u32) -> Secret {
         self.fault = Some(SecretFault {
             fault,
@@ -557,7 +557,7 @@ impl Secret {
         self
     }
 
-    /// Extra delay, added to the emulator-wide latency, for every read of this secret.
+    /// Adds a delay to every read of this secret, on top of the emulator-wide latency.
     pub fn latency_ms(mut self, milliseconds: u64) -> Secret {
         self.latency_ms = milliseconds;
         self
@@ -567,7 +567,7 @@ impl Secret {
         &self.name
     }
 
-    /// Version ids, oldest first.
+    /// Returns the version ids, oldest first.
     pub fn version_ids(&self) -> Vec<&str> {
         self.versions.iter().map(|v| v.id.as_str()).collect()
     }
@@ -597,7 +597,7 @@ impl fmt::Debug for SecretVersion {
 }
 
 impl SecretVersion {
-    /// An enabled version with a generated 32-character id, created now.
+    /// Creates an enabled version with a generated 32-character id, created now.
     pub fn new(value: impl Into<String>) -> SecretVersion {
         SecretVersion {
             id: new_version_id(),
@@ -632,7 +632,7 @@ impl SecretVersion {
         self
     }
 
-    /// Creation time in Unix seconds (also used as the update time).
+    /// Sets the creation time in Unix seconds (also used as the update time).
     pub fn created(mut self, unix_seconds: i64) -> SecretVersion {
         self.created = unix_seconds;
         self
@@ -655,21 +655,21 @@ impl SecretVersion {
     }
 }
 
-/// A fault injected into the answer to an authorised read of one secret.
+/// A fault injected into the response to an authorised read of one secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// Sends the status line, headers and half the body, then resets the TCP connection.
     ResetConnection,
-    /// Accepts the request and never answers (until the emulator stops).
+    /// Accepts the request and never responds (until the emulator stops).
     NoResponse,
     /// Declares the full `Content-Length`, sends half the body, then ends the stream.
     TruncatedBody,
-    /// Answers 200 with a complete body that is not valid JSON.
+    /// Responds 200 with a complete body that is not valid JSON.
     MalformedJson,
-    /// Answers 200 with a valid secret bundle larger than 1 MiB, streamed without a
+    /// Responds 200 with a valid secret bundle larger than 1 MiB, streamed without a
     /// `Content-Length`.
     OversizedBody,
-    /// Answers with this status and a Key Vault error body (`Throttled` for 429),
+    /// Responds with this status and a Key Vault error body (`Throttled` for 429),
     /// with `Retry-After` seconds when given.
     Status {
         status: u16,
@@ -685,7 +685,7 @@ pub(crate) struct SecretFault {
 }
 
 /// Key Vault throttling: each vault admits at most `requests_per_second` requests per
-/// one-second window and answers the excess with 429 `Throttled`. Rejected requests do
+/// one-second window and rejects the excess with 429 `Throttled`. Rejected requests do
 /// not count against the limit, as in Key Vault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Throttle {
@@ -695,7 +695,7 @@ pub struct Throttle {
     pub retry_after: Option<u64>,
 }
 
-/// Which requests a [`FailNext`] applies to.
+/// The requests a [`FailNext`] applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailTarget {
     /// Requests to vault hosts.
@@ -736,17 +736,17 @@ impl FailNext {
     }
 }
 
-/// What a request to `{name}.{suffix}` gets when no such vault is configured.
+/// The response to a request for `{name}.{suffix}` when no such vault is configured.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum UnknownVault {
     /// Resets the TCP connection. A real client never reaches a missing vault, because
-    /// its DNS name does not resolve; a reset is the closest connection-level failure
-    /// a loopback server can produce.
+    /// its DNS name does not resolve. A reset is the closest connection-level failure a
+    /// loopback server can produce.
     #[default]
     ResetConnection,
-    /// Accepts the request and never answers, like a black-holed address.
+    /// Accepts the request and never responds, like a black-holed address.
     NoResponse,
-    /// Answers 404 with a Key Vault-shaped `VaultNotFound` error. Azure never does this;
-    /// it exists for clients that want an HTTP answer in their tests.
+    /// Responds 404 with a Key Vault-shaped `VaultNotFound` error. Azure never does this,
+    /// but tests may want an HTTP response to assert on.
     NotFound,
 }

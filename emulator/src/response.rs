@@ -11,12 +11,12 @@ pub(crate) type Body = BoxBody<Bytes, io::Error>;
 
 pub(crate) const JSON: &str = "application/json; charset=utf-8";
 
-/// What a handler decided to do with a request.
+/// A handler's decision about a request.
 pub(crate) enum Outcome {
     Reply(Response<Body>),
-    /// Reset the TCP connection without answering.
+    /// Reset the TCP connection without a response.
     Reset,
-    /// Keep the request open without answering until the emulator stops.
+    /// Keep the request open without a response until the emulator stops.
     NoResponse,
 }
 
@@ -30,13 +30,13 @@ pub(crate) fn empty() -> Body {
     full(Bytes::new())
 }
 
-/// A response with `status`, a JSON content type and `json` as the body.
+/// Builds a response with `status`, a JSON content type and `json` as the body.
 pub(crate) fn json(status: u16, json: &serde_json::Value) -> Response<Body> {
     let body = serde_json::to_vec(json).expect("serializing a JSON value cannot fail");
     json_text(status, body)
 }
 
-/// Like [`json`] for a body that is already text, valid JSON or not.
+/// Builds a JSON response from text that is already serialized, valid JSON or not.
 pub(crate) fn json_text(status: u16, body: impl Into<Bytes>) -> Response<Body> {
     let mut response = Response::new(full(body));
     *response.status_mut() = status_code(status);

@@ -130,7 +130,7 @@ fn duplicate(stream: TcpStream) -> std::io::Result<(TcpStream, std::net::TcpStre
     Ok((TcpStream::from_std(stream)?, socket))
 }
 
-/// The `Host` header (or HTTP/2 `:authority`), lowercase and without a port.
+/// Returns the `Host` header (or HTTP/2 `:authority`), lowercase and without a port.
 fn request_host<B>(request: &Request<B>) -> String {
     let host = request
         .uri()

@@ -8,7 +8,7 @@ use crate::util::random_hex;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
-/// Who a token was issued to.
+/// The application or managed identity a token was issued to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Principal {
     pub(crate) client_id: String,
@@ -43,7 +43,7 @@ pub(crate) struct Shared {
     pub(crate) stats: Recorder,
 }
 
-/// How a `Host` is served.
+/// The service a `Host` belongs to.
 pub(crate) enum HostKind<'a> {
     /// `{name}.{suffix}` of a configured cloud; the vault may or may not exist.
     Vault {
@@ -112,10 +112,10 @@ impl Shared {
 
     /// Finds a tenant by id or verified domain, case-insensitively.
     pub(crate) fn tenant(&self, id_or_domain: &str) -> Option<&Tenant> {
-        let wanted = id_or_domain.to_ascii_lowercase();
+        let lowered = id_or_domain.to_ascii_lowercase();
         self.tenants
             .iter()
-            .find(|tenant| tenant.id == wanted || tenant.domains.contains(&wanted))
+            .find(|tenant| tenant.id == lowered || tenant.domains.contains(&lowered))
     }
 
     pub(crate) fn app(&self, tenant_id: &str, client_id: &str) -> Option<&App> {

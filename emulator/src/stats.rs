@@ -21,7 +21,7 @@ pub struct SecretRead {
 pub struct Stats {
     /// Token requests (Entra ID and managed identity, failed ones included) by
     /// (tenant, resource). The tenant is the resolved tenant id, or the tenant segment as
-    /// sent when it names no tenant; the resource is the scope without `/.default`, or
+    /// sent when it names no tenant. The resource is the scope without `/.default`, or
     /// empty when none was sent.
     pub token_requests: BTreeMap<(String, String), u64>,
     /// `GET /secrets/...` requests, failed ones included, by the secret addressed.
@@ -35,7 +35,7 @@ pub struct Stats {
     /// Tokens the emulator issued, in order.
     #[serde(skip)]
     pub issued_tokens: Vec<String>,
-    /// The most requests that were being handled at the same moment.
+    /// The maximum number of requests being handled at the same moment.
     pub max_in_flight: u64,
     pub tcp_connections: u64,
     /// Completed TLS handshakes.

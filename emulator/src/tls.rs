@@ -62,7 +62,7 @@ fn distinguished_name(common_name: &str) -> DistinguishedName {
     name
 }
 
-/// A rustls server configuration on the ring provider, offering `alpn` in order.
+/// Builds a rustls server configuration on the ring provider, offering `alpn` in order.
 pub(crate) fn server_config(
     certificates: &Certificates,
     alpn: Vec<Vec<u8>>,

@@ -10,12 +10,12 @@ pub(crate) fn random_hex(len: usize) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A new random GUID in the hyphenated lowercase form Entra ID and Key Vault use.
+/// Generates a random GUID in the hyphenated lowercase form Entra ID and Key Vault use.
 pub(crate) fn new_guid() -> String {
     uuid::Uuid::new_v4().hyphenated().to_string()
 }
 
-/// A new 32-character lowercase hex id, the form of Key Vault secret versions.
+/// Generates a 32-character lowercase hex id, the form of Key Vault secret versions.
 pub(crate) fn new_version_id() -> String {
     random_hex(16)
 }

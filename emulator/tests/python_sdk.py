@@ -2,10 +2,10 @@
 
 Usage: python python_sdk.py KV_EMULATOR_BINARY
 
-Starts the emulator with a seed of its own, trusts the emulator's CA through SSL_CERT_FILE
-and REQUESTS_CA_BUNDLE, and maps the vault and login host names to the emulator by wrapping
-socket.getaddrinfo in this process (every other name fails to resolve, so nothing leaves
-the machine). Then ClientSecretCredential and SecretClient read a secret (the SDK first
+Starts the emulator with a seed of its own and trusts the emulator's CA through SSL_CERT_FILE
+and REQUESTS_CA_BUNDLE. A wrapper around socket.getaddrinfo maps the vault and login host
+names to the emulator in this process only. Every other name fails to resolve, so nothing
+leaves the machine. Then ClientSecretCredential and SecretClient read a secret (the SDK first
 sends the request without a token, reads the 401 challenge, requests a token and retries),
 read an older version, miss a secret and hit a disabled one. Exits non-zero on any failure.
 """

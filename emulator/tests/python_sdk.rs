@@ -1,5 +1,5 @@
 //! Runs `python_sdk.py`: Microsoft's Python SDK against `kv-emulator`, to show the emulator
-//! answers the way the official client expects.
+//! responds the way the official client expects.
 //!
 //! The virtual environment lives in `target/tmp/python-sdk-venv` and is reused once
 //! `azure-identity` and `azure-keyvault-secrets` import. The test passes with a printed

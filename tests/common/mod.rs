@@ -41,7 +41,7 @@ pub const KVEXEC_FAILURE: i32 = 125;
 /// Prints its arguments, `$0` first, each followed by a NUL byte.
 const ARGV_REPORTER: &str = r#"printf '%s\0' "$0" "$@""#;
 
-/// An emulator with the demo tenant, application and vault (see [`demo`]).
+/// Starts an emulator with the demo tenant, application and vault (see [`demo`]).
 pub fn demo_emulator() -> Emulator {
     Emulator::builder().demo().start()
 }
@@ -248,7 +248,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// The exit code; `None` when a signal ended the process.
+    /// Returns the exit code, or `None` when a signal ended the process.
     pub fn code(&self) -> Option<i32> {
         self.status.code()
     }
@@ -278,17 +278,17 @@ impl Outcome {
         self.assert_code(0)
     }
 
-    /// The child's environment as printed by [`Kvexec::report_env`], in its order.
+    /// Parses the child's environment as printed by [`Kvexec::report_env`], in its order.
     pub fn child_env(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
         parse_env_entries(&self.stdout)
     }
 
-    /// The child's arguments as printed by [`Kvexec::report_argv`].
+    /// Parses the child's arguments as printed by [`Kvexec::report_argv`].
     pub fn child_argv(&self) -> Vec<Vec<u8>> {
         parse_nul_list(&self.stdout)
     }
 
-    /// The value of `name` in the child's environment.
+    /// Looks up `name` in the child's environment.
     pub fn var(&self, name: &str) -> Option<Vec<u8>> {
         self.child_env()
             .into_iter()

@@ -18,7 +18,8 @@ fn identity_emulator() -> Emulator {
         .start()
 }
 
-/// The App Service endpoint over plain HTTP, as `IDENTITY_ENDPOINT` names it.
+/// Requests a token from the App Service endpoint over plain HTTP, as `IDENTITY_ENDPOINT`
+/// names it.
 async fn app_service(emulator: &Emulator, query: &str, header: Option<&str>) -> reqwest::Response {
     let plain = client(emulator);
     let mut request = plain.get(format!("{}?{query}", emulator.identity_endpoint()));
