@@ -508,3 +508,28 @@ impl Drop for Emulator {
         self.stop_inner();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tests share an emulator across threads, e.g. behind an `Arc` or in a `static`.
+    #[test]
+    fn emulator_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Emulator>();
+        assert_send_sync::<Stats>();
+    }
+
+    #[test]
+    fn secret_for_unknown_vault_fails_start() {
+        let result = Emulator::builder()
+            .secret("no-such-vault", Secret::new("name", "value"))
+            .try_start();
+        match result {
+            Err(StartError::UnknownVault(name)) => assert_eq!(name, "no-such-vault"),
+            Err(other) => panic!("unexpected error: {other}"),
+            Ok(_) => panic!("the emulator started without the vault"),
+        }
+    }
+}
