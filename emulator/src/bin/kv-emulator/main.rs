@@ -83,6 +83,7 @@ fn main() -> ExitCode {
         .init();
 
     let args = Args::parse();
+    raise_open_file_limit();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -185,6 +186,22 @@ fn run(args: Args) -> Result<(), String> {
     }
     emulator.stop();
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard limit. The emulator holds two
+/// descriptors per connection (one to reset it on demand), and a benchmark may open
+/// hundreds of connections while common soft limits are 1024.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(%error, soft, hard, "raising the open file limit failed");
+            }
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "reading the open file limit failed"),
+    }
 }
 
 fn print_line(value: &serde_json::Value) -> Result<(), String> {
