@@ -411,6 +411,11 @@ fn assertion_expired(now: i64, claims: &Claims) -> EntraError {
     // validity that ended a minute ago.
     let expires = claims.expires.unwrap_or(now - 60);
     let not_before = claims.not_before.unwrap_or(expires - 3600);
+    assertion_out_of_range(now, not_before, expires)
+}
+
+/// AADSTS700024: the assertion is not valid at `now`.
+pub(crate) fn assertion_out_of_range(now: i64, not_before: i64, expires: i64) -> EntraError {
     EntraError::new(
         401,
         "invalid_client",
@@ -439,6 +444,11 @@ fn check_assertion(
                 }
                 return Ok(());
             }
+            AppCredential::Certificate(certificate) => match crate::certificate::check(certificate, request) {
+                crate::certificate::Check::Valid => return Ok(()),
+                crate::certificate::Check::Invalid(error) => return Err(error),
+                crate::certificate::Check::OtherCertificate => {}
+            },
             AppCredential::Verifier(verifier) => match verifier.verify(request) {
                 AssertionVerdict::Accept => return Ok(()),
                 AssertionVerdict::Reject(error) => return Err(error),

@@ -20,6 +20,7 @@
 //! The emulator runs on its own Tokio runtime thread, so synchronous tests can use it, and
 //! stops when dropped.
 
+mod certificate;
 mod entra;
 mod faults;
 mod identity;
@@ -457,6 +458,18 @@ impl Emulator {
     /// service); the token path is `/metadata/identity/oauth2/token`.
     pub fn imds_endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port())
+    }
+
+    /// Issues an access token for `resource` (e.g. `https://vault.azure.net`) to `client_id`
+    /// in `tenant_id`, as Entra ID would have. Stubs of tools that hold their own tokens,
+    /// such as `az account get-access-token`, print it.
+    pub fn issue_token(&self, tenant_id: &str, client_id: &str, resource: &str) -> String {
+        let principal = state::Principal {
+            client_id: client_id.to_ascii_lowercase(),
+            object_id: util::new_guid(),
+        };
+        self.shared
+            .issue_token(&tenant_id.to_ascii_lowercase(), principal, resource)
     }
 
     pub fn stats(&self) -> Stats {

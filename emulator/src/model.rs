@@ -166,6 +166,8 @@ pub struct App {
 pub(crate) enum AppCredential {
     Secret { value: String, expired: bool },
     Federated { assertion: String, expired: bool },
+    /// A DER certificate whose key signs client assertions.
+    Certificate(Vec<u8>),
     Verifier(Arc<dyn AssertionVerifier>),
 }
 
@@ -179,6 +181,7 @@ impl fmt::Debug for AppCredential {
             AppCredential::Federated { expired, .. } => {
                 write!(f, "Federated {{ expired: {expired}, .. }}")
             }
+            AppCredential::Certificate(_) => f.write_str("Certificate(..)"),
             AppCredential::Verifier(_) => f.write_str("Verifier(..)"),
         }
     }
@@ -235,6 +238,16 @@ impl App {
             assertion: assertion.into(),
             expired: true,
         });
+        self
+    }
+
+    /// Registers a certificate (DER). A client assertion whose header names it by
+    /// `x5t#S256` or `x5t` must be signed with its key (PS256 or RS256). It must also name
+    /// the token endpoint as `aud` and the client id as `iss` and `sub`, carry a `jti`, and
+    /// be valid now for at most ten minutes. A bad signature fails with AADSTS700027, a
+    /// stale assertion with AADSTS700024.
+    pub fn certificate(mut self, der: impl Into<Vec<u8>>) -> App {
+        self.credentials.push(AppCredential::Certificate(der.into()));
         self
     }
 
