@@ -1,4 +1,4 @@
-//! Why no token was obtained, as typed errors that `diagnose` turns into advice.
+//! Typed errors for a failed token request, which `diagnose` turns into advice.
 
 use super::certificate::CertificateError;
 use super::choice::Selection;
@@ -16,13 +16,13 @@ pub struct CredentialError {
     pub failure: CredentialFailure,
 }
 
-/// What went wrong in the chosen credential.
+/// The failure of the chosen credential.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CredentialFailure {
     #[error("no {setting} is configured")]
     Missing {
         setting: &'static str,
-        /// What to set, e.g. "set AZURE_TENANT_ID or --tenant-id to the Directory (tenant) ID".
+        /// The fix, e.g. "set AZURE_TENANT_ID or --tenant-id to the Directory (tenant) ID".
         how: &'static str,
     },
     #[error("AZURE_AUTHORITY_HOST '{value}' is invalid: {reason}")]
@@ -39,7 +39,7 @@ pub enum CredentialFailure {
         trace_id: Option<String>,
         correlation_id: Option<String>,
     },
-    /// The token request to Entra ID did not get an answer.
+    /// The token request to Entra ID got no response.
     #[error("the token request failed: {detail}")]
     Network { failure: NetworkFailure, detail: String },
     #[error("cannot use the client certificate: {0}")]
@@ -54,7 +54,7 @@ pub enum CredentialFailure {
     IdentityNotInProcess { name: &'static str },
     #[error("{name} '{value}' is not a valid http(s) URL")]
     InvalidEndpoint { name: &'static str, value: String },
-    /// The managed identity endpoint answered with an error status.
+    /// The managed identity endpoint returned an error status.
     #[error("the managed identity endpoint {endpoint} answered HTTP {status}{}: {description}", if error.is_empty() { String::new() } else { format!(" {error}") })]
     ManagedIdentity {
         endpoint: String,
@@ -80,7 +80,7 @@ pub enum CredentialFailure {
 }
 
 /// The Entra ID error body: `error`, `error_description`, `error_codes` and the ids that
-/// Microsoft support asks for.
+/// Microsoft support requests.
 #[derive(Debug, Deserialize, Default)]
 struct EntraErrorBody {
     #[serde(default)]
@@ -130,9 +130,16 @@ impl ManagedIdentityErrorBody {
     }
 }
 
-/// Finds the response or network error in an `azure_identity` error chain.
-pub(super) fn from_entra(error: &azure_core::Error) -> CredentialFailure {
-    if let Some((status, body)) = http_response(error) {
+/// Reads an Entra ID credential's error: the response in the error chain, else a network
+/// error, else `last_response`, the error response the transport kept.
+pub(super) fn from_entra(error: &azure_core::Error, last_response: Option<(u16, Vec<u8>)>) -> CredentialFailure {
+    let response = match http_response(error) {
+        Some(response) => Some(response),
+        // A network error means the last attempt got no response to read.
+        None if find_cause::<reqwest::Error>(error).is_some() => None,
+        None => last_response,
+    };
+    if let Some((status, body)) = response {
         let body: EntraErrorBody = serde_json::from_slice(&body).unwrap_or_default();
         return CredentialFailure::EntraId {
             status,
@@ -172,7 +179,7 @@ pub(super) fn from_managed_identity(error: &azure_core::Error, endpoint: &str) -
     CredentialFailure::Other(first_line(&error.to_string()))
 }
 
-/// The status and body of the HTTP response an `azure_core` error carries, if any.
+/// Returns the status and body of the HTTP response an `azure_core` error carries, if any.
 fn http_response(error: &azure_core::Error) -> Option<(u16, Vec<u8>)> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(cause) = current {
@@ -193,7 +200,7 @@ fn http_response(error: &azure_core::Error) -> Option<(u16, Vec<u8>)> {
     None
 }
 
-/// The first error of type `T` in the chain of `error`.
+/// Returns the first error of type `T` in the chain of `error`.
 pub(super) fn find_cause<'a, T: std::error::Error + 'static>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a T> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(cause) = current {

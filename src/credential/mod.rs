@@ -11,6 +11,7 @@ pub mod certificate;
 mod choice;
 mod error;
 mod imds;
+mod recording;
 
 pub use certificate::CertificateError;
 pub use choice::{select, Availability, CredentialKind, Selection, UnknownCredential};
@@ -20,7 +21,7 @@ use crate::reference::Cloud;
 use crate::transport::{self, ProxySettings, TransportOptions};
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::TokenCredential;
-use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport};
+use azure_core::http::{ClientOptions, ExponentialRetryOptions, HttpClient, RetryOptions, Transport};
 use azure_identity::{
     AzureCliCredential, AzureCliCredentialOptions, ClientAssertionCredential, ClientAssertionCredentialOptions,
     ClientSecretCredential, ClientSecretCredentialOptions, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
@@ -28,6 +29,7 @@ use azure_identity::{
 };
 use certificate::{CertificateAssertion, ClientCertificate};
 use imds::ImdsClient;
+use recording::RecordingClient;
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -70,9 +72,13 @@ pub struct Credential {
     settings: CredentialSettings,
     source: Source,
     http: reqwest::Client,
-    /// Entra ID credentials, one per cloud because each cloud has its own authority host.
-    by_cloud: Mutex<HashMap<Cloud, Arc<dyn TokenCredential>>>,
+    /// Entra ID credentials, one per cloud because each cloud has its own authority host,
+    /// with the HTTP client that keeps their last error response.
+    by_cloud: Mutex<HashMap<Cloud, EntraCredential>>,
 }
+
+/// An Entra ID credential and the HTTP client that keeps its last error response.
+type EntraCredential = (Arc<dyn TokenCredential>, Arc<RecordingClient>);
 
 /// The source of tokens, once the settings are checked.
 enum Source {
@@ -185,40 +191,34 @@ impl Credential {
     }
 
     async fn request_token(&self, cloud: Cloud) -> Result<SecretString, CredentialFailure> {
-        let credential = match &self.source {
+        let (credential, recording) = match &self.source {
             Source::Imds(client) => return client.token(cloud.resource()).await,
-            Source::AppService { credential, .. } | Source::AzureCli(credential) => credential.clone(),
+            Source::AppService { credential, .. } | Source::AzureCli(credential) => (credential.clone(), None),
             Source::ClientSecret | Source::ClientCertificate(_) | Source::WorkloadIdentity(_) => {
-                self.entra_credential(cloud)?
+                let (credential, recording) = self.entra_credential(cloud)?;
+                (credential, Some(recording))
             }
         };
-        let token = credential
-            .get_token(&[cloud.scope()], None)
-            .await
-            .map_err(|error| self.read_error(&error))?;
+        let token = credential.get_token(&[cloud.scope()], None).await.map_err(|error| match &self.source {
+            Source::AppService { endpoint, .. } => error::from_managed_identity(&error, endpoint),
+            Source::AzureCli(_) => azure_cli::classify(&error),
+            _ => error::from_entra(&error, recording.and_then(|client| client.take_last_error())),
+        })?;
         Ok(SecretString::from(token.token.secret().to_string()))
-    }
-
-    /// Turns an `azure_identity` error into a failure of the kind of source that raised it.
-    fn read_error(&self, error: &azure_core::Error) -> CredentialFailure {
-        match &self.source {
-            Source::AppService { endpoint, .. } => error::from_managed_identity(error, endpoint),
-            Source::AzureCli(_) => azure_cli::classify(error),
-            _ => error::from_entra(error),
-        }
     }
 
     /// Returns the Entra ID credential for `cloud`, built on first use. For workload
     /// identity, building it reads the federated token file, so the file is read at token
     /// time.
-    fn entra_credential(&self, cloud: Cloud) -> Result<Arc<dyn TokenCredential>, CredentialFailure> {
+    fn entra_credential(&self, cloud: Cloud) -> Result<EntraCredential, CredentialFailure> {
         let mut by_cloud = self.by_cloud.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(existing) = by_cloud.get(&cloud) {
             return Ok(existing.clone());
         }
         let settings = &self.settings;
         let authority_host = self.authority_host(cloud);
-        let client_options = client_options(&self.http, settings.retry_budget, Some(authority_host.clone()));
+        let recording = RecordingClient::new(self.http.clone());
+        let client_options = client_options(recording.clone(), settings.retry_budget, Some(authority_host.clone()));
         let tenant_id = settings.tenant_id.clone().unwrap_or_default();
         let client_id = settings.client_id.clone().unwrap_or_default();
         let invalid = |error: azure_core::Error| CredentialFailure::Other(error::first_line(&error.to_string()));
@@ -275,8 +275,8 @@ impl Credential {
                 unreachable!("only Entra ID credentials are built per cloud")
             }
         };
-        by_cloud.insert(cloud, credential.clone());
-        Ok(credential)
+        by_cloud.insert(cloud, (credential.clone(), recording.clone()));
+        Ok((credential, recording))
     }
 }
 
@@ -387,7 +387,7 @@ fn app_service(settings: &CredentialSettings, endpoint: &str, direct: reqwest::C
 
     let options = ManagedIdentityCredentialOptions {
         user_assigned_id: settings.client_id.clone().map(UserAssignedId::ClientId),
-        client_options: client_options(&direct, settings.retry_budget, None),
+        client_options: client_options(Arc::new(direct), settings.retry_budget, None),
     };
     let credential = ManagedIdentityCredential::new(Some(options))
         .map_err(|error| CredentialFailure::Other(error::first_line(&error.to_string())))?;
@@ -407,14 +407,14 @@ fn direct_client(options: &TransportOptions) -> Result<reqwest::Client, Credenti
     transport::build_client(&direct).map_err(|error| CredentialFailure::Other(error.to_string()))
 }
 
-fn client_options(http: &reqwest::Client, retry_budget: Duration, authority_host: Option<String>) -> ClientOptions {
+fn client_options(http: Arc<dyn HttpClient>, retry_budget: Duration, authority_host: Option<String>) -> ClientOptions {
     let cloud = authority_host.map(|host| {
         let mut custom = CustomConfiguration::default();
         custom.authority_host = host;
         Arc::new(CloudConfiguration::from(custom))
     });
     ClientOptions {
-        transport: Some(Transport::new(Arc::new(http.clone()))),
+        transport: Some(Transport::new(http)),
         cloud,
         retry: RetryOptions::exponential(ExponentialRetryOptions {
             initial_delay: azure_core::time::Duration::milliseconds(200),
