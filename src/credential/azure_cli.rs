@@ -5,12 +5,13 @@ use azure_identity::Executor;
 use std::ffi::OsStr;
 use std::io;
 use std::process::{Output, Stdio};
+use tokio::io::AsyncReadExt;
 
-/// Longest part of az's error output kept in a message.
+/// Maximum length of az's error output kept in a message, in characters.
 const MAX_MESSAGE_CHARS: usize = 300;
 
 /// Runs the command like `azure_identity`'s own tokio executor, but in its own process
-/// group that is killed when the run's deadline drops the request. The credential runs
+/// group, which is killed when the run's deadline drops the request. The credential runs
 /// `/bin/sh -c "cd /bin && az …"`, so killing only the shell would leave `az` running.
 #[derive(Debug)]
 pub struct GroupKillingExecutor;
@@ -18,7 +19,7 @@ pub struct GroupKillingExecutor;
 #[async_trait::async_trait]
 impl Executor for GroupKillingExecutor {
     async fn run(&self, program: &OsStr, args: &[&OsStr]) -> io::Result<Output> {
-        let child = tokio::process::Command::new(program)
+        let mut child = tokio::process::Command::new(program)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -26,28 +27,45 @@ impl Executor for GroupKillingExecutor {
             .process_group(0)
             .kill_on_drop(true)
             .spawn()?;
-        let mut guard = KillGroupOnDrop {
-            group: child.id(),
+        let mut stdout_pipe = child.stdout.take().expect("stdout is piped");
+        let mut stderr_pipe = child.stderr.take().expect("stderr is piped");
+        let mut group = ProcessGroup {
+            id: child.id().and_then(|id| i32::try_from(id).ok()),
+            child,
+            finished: false,
         };
-        let output = child.wait_with_output().await;
-        guard.group = None;
-        output
+
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        let (status, _, _) = tokio::try_join!(
+            group.child.wait(),
+            stdout_pipe.read_to_end(&mut stdout),
+            stderr_pipe.read_to_end(&mut stderr)
+        )?;
+        group.finished = true;
+        Ok(Output { status, stdout, stderr })
     }
 }
 
-/// Kills the whole process group unless the command finished.
-struct KillGroupOnDrop {
-    group: Option<u32>,
+/// A child that leads its own process group, and the group is killed on drop unless the
+/// child finished and closed its output.
+struct ProcessGroup {
+    child: tokio::process::Child,
+    /// The process group id, which is the child's pid.
+    id: Option<i32>,
+    finished: bool,
 }
 
-impl Drop for KillGroupOnDrop {
+impl Drop for ProcessGroup {
     fn drop(&mut self) {
-        let Some(group) = self.group.and_then(|id| i32::try_from(id).ok()) else {
+        if self.finished {
             return;
-        };
-        // The group id is the shell's pid, which stays reserved until the shell is reaped;
-        // kill_on_drop reaps it only after this signal is sent.
-        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(group), nix::sys::signal::Signal::SIGKILL);
+        }
+        // The id still names this group: it stays reserved while the child is unreaped or
+        // any other member of the group runs.
+        if let Some(id) = self.id {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(id), nix::sys::signal::Signal::SIGKILL);
+        }
     }
 }
 
@@ -65,7 +83,7 @@ pub fn classify(error: &azure_core::Error) -> CredentialFailure {
     CredentialFailure::AzureCliFailed { message }
 }
 
-/// The most useful line of az's error output: the first `ERROR:` line, else the first
+/// Returns the most useful line of az's error output: the first `ERROR:` line, else the first
 /// line, shortened.
 fn error_message(stderr: &str) -> String {
     let line = stderr
