@@ -1,4 +1,4 @@
-//! Which credential a run uses: the one named by `--credential` / KVEXEC_CREDENTIAL, or
+//! The choice of credential for a run: the one named by `--credential` / KVEXEC_CREDENTIAL, or
 //! the first that auto finds configured.
 //!
 //! Choosing looks only at settings, never at the network or the file system, so it is the
@@ -27,7 +27,7 @@ impl CredentialKind {
         CredentialKind::AzureCli,
     ];
 
-    /// The name used by `--credential`, e.g. `workload-identity`.
+    /// Returns the name used by `--credential`, e.g. `workload-identity`.
     pub fn name(self) -> &'static str {
         match self {
             CredentialKind::ClientSecret => "client-secret",
@@ -41,13 +41,13 @@ impl CredentialKind {
     /// Parses a `--credential` value: `auto` gives `None`. Case and surrounding spaces are
     /// ignored.
     pub fn parse_choice(text: &str) -> Result<Option<CredentialKind>, UnknownCredential> {
-        let wanted = text.trim().to_ascii_lowercase();
-        if wanted == "auto" {
+        let requested = text.trim().to_ascii_lowercase();
+        if requested == "auto" {
             return Ok(None);
         }
         CredentialKind::AUTO_ORDER
             .into_iter()
-            .find(|kind| kind.name() == wanted)
+            .find(|kind| kind.name() == requested)
             .map(Some)
             .ok_or_else(|| UnknownCredential(text.to_string()))
     }
@@ -66,16 +66,16 @@ impl fmt::Display for CredentialKind {
 )]
 pub struct UnknownCredential(pub String);
 
-/// Whether the settings configure one kind of credential, and which setting says so.
+/// Whether the settings configure one kind of credential, and which setting shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Availability {
     /// The kind's settings are present; the text names them, e.g. "AZURE_FEDERATED_TOKEN_FILE is set".
     Configured(&'static str),
-    /// The text says what is missing, e.g. "AZURE_FEDERATED_TOKEN_FILE is not set".
+    /// The text names what is missing, e.g. "AZURE_FEDERATED_TOKEN_FILE is not set".
     NotConfigured(&'static str),
 }
 
-/// How the run's credential was chosen, kept to explain a failure.
+/// The choice of the run's credential, kept to explain a failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
     pub kind: CredentialKind,
@@ -86,7 +86,7 @@ pub struct Selection {
 }
 
 impl Selection {
-    /// Why this credential was used, e.g. "selected by --credential" or
+    /// Returns why this credential was used, e.g. "selected by --credential" or
     /// "auto: AZURE_FEDERATED_TOKEN_FILE is set".
     pub fn reason(&self) -> String {
         match self.chosen_by {
@@ -106,7 +106,7 @@ impl Selection {
             .unwrap_or(&Availability::NotConfigured(""))
     }
 
-    /// What else could have been used, for an error message: under auto the kinds it
+    /// Describes what else could have been used, for an error message: under auto the kinds it
     /// passed over and why, otherwise the other kinds the settings configure. Ends with how
     /// to choose.
     pub fn alternatives(&self) -> String {
