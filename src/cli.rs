@@ -96,8 +96,7 @@ pub struct Cli {
     pub command: Vec<OsString>,
 }
 
-/// What parsing produced: the flags, or an exit code after help, version or a usage error
-/// was printed.
+/// Parses argv. On help, version or a usage error, prints it and returns the exit status.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, i32> {
     match Cli::try_parse_from(args) {
         Ok(cli) => Ok(cli),

@@ -12,7 +12,7 @@ pub const EXIT_FAILURE: i32 = 125;
 /// Exit status of `--check` when any reference fails.
 pub const EXIT_CHECK_FAILED: i32 = 1;
 
-/// What went wrong, with the service's code, and the fix.
+/// A failure explained: the reason with the service's code, and the fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnosis {
     pub reason: String,

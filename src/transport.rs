@@ -12,7 +12,7 @@ use std::time::Duration;
 /// Time allowed for one TCP connect; the overall deadline is enforced by the resolver.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where the TLS trust roots come from.
+/// Sources of the TLS trust roots.
 #[derive(Debug, Clone, Default)]
 pub struct TrustRoots {
     /// SSL_CERT_FILE: a PEM bundle. When it or `dir` is set, the system roots are not used,
@@ -56,8 +56,9 @@ impl ResolveRule {
         Ok(ResolveRule { host, addr })
     }
 
-    /// Whether this rule applies to `host` (lowercase). `*.suffix` matches names that end
-    /// with `.suffix`, not `suffix` itself.
+    /// Ranks how well this rule matches `host` (lowercase): `None` when it does not apply,
+    /// an exact name above any wildcard, and a longer `*.suffix` above a shorter one.
+    /// `*.suffix` matches names that end with `.suffix`, not `suffix` itself.
     fn specificity(&self, host: &str) -> Option<usize> {
         match self.host.strip_prefix("*.") {
             Some(suffix) => host
