@@ -7,7 +7,7 @@ use crate::reference::Cloud;
 use crate::vault::{classify_network, NetworkFailure};
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::TokenCredential;
-use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport};
+use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions};
 use azure_identity::{ClientSecretCredential, ClientSecretCredentialOptions};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -118,7 +118,7 @@ impl Credential {
         custom.authority_host = self.authority_host(cloud);
         let cloud_configuration = CloudConfiguration::from(custom);
         let client_options = ClientOptions {
-            transport: Some(Transport::new(Arc::new(self.http.clone()))),
+            transport: Some(crate::transport::credential_transport(&self.http)),
             cloud: Some(Arc::new(cloud_configuration)),
             retry: RetryOptions::exponential(ExponentialRetryOptions {
                 initial_delay: azure_core::time::Duration::milliseconds(200),

@@ -1,6 +1,10 @@
 //! The HTTPS client shared by the Key Vault client and the credential: trust roots,
-//! `--resolve` overrides, proxies, no redirects.
+//! `--resolve` overrides, proxies, no redirects. The credential library gets it through an
+//! adapter that keeps Entra ID error bodies.
 
+use crate::vault::NetworkFailure;
+use azure_core::error::ErrorKind;
+use azure_core::http::{AsyncRawResponse, HttpClient, RawResponse, Request, Transport};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
@@ -147,6 +151,75 @@ pub fn build_client(options: &TransportOptions) -> Result<reqwest::Client, Trans
     builder
         .build()
         .map_err(|error| TransportError::Tls(error.to_string()))
+}
+
+/// Statuses the credential library retries; see `DEFAULT_RETRY_STATUS_CODES` in
+/// typespec_client_core 1.1.0 (`http/policies/retry`).
+const RETRIED_STATUSES: [u16; 6] = [408, 429, 500, 502, 503, 504];
+
+/// Wraps `http` for the credential library (`azure_identity`).
+pub fn credential_transport(http: &reqwest::Client) -> Transport {
+    Transport::new(Arc::new(CredentialHttpClient { http: http.clone() }))
+}
+
+/// The HTTP client the credential library sends requests through. For token requests to
+/// Entra ID (`…/oauth2/v2.0/token`) it differs from the plain reqwest client in two ways:
+///
+/// - An error response becomes an `HttpResponse` error that owns the whole body.
+///   azure_identity 1.0.0 and 1.1.0-beta.1 (`handle_entra_response`) read
+///   `error_description` as a borrowed `&str`, which fails on the escaped `\r\n` that every
+///   Entra ID description contains, and the AADSTS codes would be lost with it.
+/// - A DNS or TLS failure is not retried: it does not heal within the deadline, and retries
+///   would hide its cause behind a timeout.
+#[derive(Debug)]
+struct CredentialHttpClient {
+    http: reqwest::Client,
+}
+
+#[async_trait::async_trait]
+impl HttpClient for CredentialHttpClient {
+    async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
+        let is_token_request = request.url().path().ends_with("/oauth2/v2.0/token");
+        let response = match HttpClient::execute_request(&self.http, request).await {
+            Ok(response) => response,
+            Err(error) if is_token_request && is_permanent(&error) => {
+                return Err(azure_core::Error::with_error(ErrorKind::Other, error, "the token request failed"));
+            }
+            Err(error) => return Err(error),
+        };
+        if !is_token_request || response.status().is_success() {
+            return Ok(response);
+        }
+
+        let (status, headers, body) = response.deconstruct();
+        let body = body.collect().await?;
+        tracing::debug!(status = u16::from(status), "Entra ID rejected the token request");
+        let kind = ErrorKind::HttpResponse {
+            status,
+            error_code: None,
+            raw_response: Some(Box::new(RawResponse::from_bytes(status, headers, body))),
+        };
+        let error = azure_core::Error::with_message(kind, format!("the token request failed with HTTP {status}"));
+        if RETRIED_STATUSES.contains(&u16::from(status)) {
+            // The retry policy retries transport errors, not other errors, so a transient
+            // status travels as one, with the response as its source.
+            return Err(azure_core::Error::with_error(ErrorKind::Io, error, "Entra ID is unavailable"));
+        }
+        Err(error)
+    }
+}
+
+/// Whether a failed request failed in DNS or TLS, where a retry does not help.
+fn is_permanent(error: &azure_core::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if let Some(reqwest_error) = cause.downcast_ref::<reqwest::Error>() {
+            let (failure, _) = crate::vault::classify_network(reqwest_error);
+            return matches!(failure, NetworkFailure::Dns | NetworkFailure::Tls);
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// Loads the trust roots: SSL_CERT_FILE and SSL_CERT_DIR when set, else the system store,
