@@ -60,10 +60,11 @@ const CANARIES: &[&str] = &[
     "kvemu_at_",
 ];
 
-/// The demo tenant, application and vault, plus what the diagnostics need: a second
-/// tenant with its own vault, an RBAC vault and an access-policy vault that grant the demo
-/// application nothing, a vault behind a firewall, an application whose secret expired,
-/// and secrets with a fixed version, one that never responds.
+/// Starts the emulator with the demo tenant, application and vault, plus what the
+/// diagnostics need. There is a second tenant with its own vault, an RBAC vault and an
+/// access-policy vault that grant the demo application nothing, and a vault behind a
+/// firewall. An application's only secret has expired. The demo vault gains a secret with
+/// a fixed version and one that never responds.
 fn emulator() -> Emulator {
     Emulator::builder()
         .demo()
@@ -580,8 +581,8 @@ fn untrusted_certificate_points_at_ssl_cert_file() {
     );
 }
 
-/// A DNS server on 127.0.0.1:53 that answers every query with NXDOMAIN and records the
-/// names asked for. Written by hand because the reply is a fixed 12-byte header plus the
+/// A DNS server on 127.0.0.1:53 that responds to every query with NXDOMAIN and records
+/// the names requested. Written by hand because the reply is a fixed 12-byte header plus the
 /// question, and a DNS crate would add far more than that.
 struct NxdomainServer {
     names: Arc<Mutex<Vec<String>>>,
