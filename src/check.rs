@@ -4,7 +4,8 @@
 use crate::config::{Config, Mode};
 use crate::diagnose::{self, Context, Diagnosis, EXIT_CHECK_FAILED, EXIT_FAILURE};
 use crate::environment::Environment;
-use crate::resolve::{self, FetchSettings, Probe, Session};
+use crate::reference::Vault;
+use crate::resolve::{self, FetchSettings, Planned, Probe, Session};
 use serde::Serialize;
 use std::io::Write;
 
@@ -79,78 +80,24 @@ pub fn run(config: Config, env: &Environment) -> i32 {
         tenant_id: session.credential().tenant_id().map(str::to_string),
     };
 
-    let mut rows: Vec<Row> = malformed
+    // Rows keep the order of the variables in the environment.
+    let mut rows: Vec<(usize, Row)> = malformed
         .iter()
         .map(|entry| {
             let diagnosis = Diagnosis {
                 reason: entry.error.to_string(),
                 hint: None,
             };
-            Row::failed(Some(entry.variable.to_string_lossy().into_owned()), None, diagnosis, Some(credential.clone()))
+            let variable = Some(entry.variable.to_string_lossy().into_owned());
+            (entry.index, Row::failed(variable, None, diagnosis, Some(credential.clone())))
         })
         .collect();
+    rows.extend(reference_rows(&session, &planned, settings, &context, &credential));
+    rows.sort_by_key(|(index, _)| *index);
+    let mut rows: Vec<Row> = rows.into_iter().map(|(_, row)| row).collect();
 
     if planned.is_empty() && malformed.is_empty() {
-        let vault = config.default_vault.as_ref();
-        let reference = vault.map(|vault| format!("https://{}/", vault.host()));
-        let row = match session.probe(vault, settings) {
-            Ok(probe) => Row {
-                variable: None,
-                reference,
-                status: OK,
-                version: None,
-                updated: None,
-                content_type: None,
-                reason: Some(match probe {
-                    Probe::TokenOnly => "token acquired; no references and no default vault to probe".to_string(),
-                    Probe::VaultReachable => "token acquired; the vault is reachable and accepts the token".to_string(),
-                }),
-                hint: None,
-                credential: Some(credential.clone()),
-            },
-            Err(error) => {
-                let probe_secret = vault.map(|vault| crate::reference::SecretId {
-                    vault: vault.clone(),
-                    name: resolve::PROBE_SECRET_NAME.to_string(),
-                    version: None,
-                });
-                let diagnosis = match &probe_secret {
-                    Some(secret) => diagnose::fetch_error(&error, secret, &context),
-                    None => match &error {
-                        resolve::FetchError::Credential(error) => diagnose::credential_error(error),
-                        other => Diagnosis {
-                            reason: other.to_string(),
-                            hint: None,
-                        },
-                    },
-                };
-                Row::failed(None, reference, diagnosis, Some(credential.clone()))
-            }
-        };
-        rows.push(row);
-    }
-
-    for (entry, result) in planned.iter().zip(session.resolve(&planned, settings)) {
-        let variable = Some(entry.variable.to_string_lossy().into_owned());
-        let reference = Some(entry.reference.to_string());
-        let row = match result {
-            Ok(resolved) => Row {
-                variable,
-                reference,
-                status: OK,
-                version: Some(resolved.bundle.version.clone()),
-                updated: resolved.bundle.updated.and_then(format_time),
-                content_type: resolved.bundle.content_type.clone(),
-                reason: None,
-                hint: None,
-                credential: Some(credential.clone()),
-            },
-            Err(failure) => {
-                let diagnosis = diagnose::failure(&failure, &entry.reference.secret, &context);
-                Row::failed(variable, reference, diagnosis, Some(credential.clone()))
-            }
-        };
-        rows.push(row);
+        rows.push(probe_row(&session, config.default_vault.as_ref(), settings, &context, &credential));
     }
 
     let output = if json { render_json(&rows) } else { render_table(&rows, &credential) };
@@ -162,6 +109,73 @@ pub fn run(config: Config, env: &Environment) -> i32 {
         0
     } else {
         EXIT_CHECK_FAILED
+    }
+}
+
+/// Resolves every planned reference and returns one row per variable, keyed by its index
+/// in the environment.
+fn reference_rows(
+    session: &Session,
+    planned: &[Planned],
+    settings: FetchSettings,
+    context: &Context,
+    credential: &str,
+) -> Vec<(usize, Row)> {
+    if planned.is_empty() {
+        return Vec::new();
+    }
+    let results = session.resolve(planned, settings);
+    planned
+        .iter()
+        .zip(results)
+        .map(|(entry, result)| {
+            let variable = Some(entry.variable.to_string_lossy().into_owned());
+            let reference = Some(entry.reference.to_string());
+            let row = match result {
+                Ok(resolved) => Row {
+                    variable,
+                    reference,
+                    status: OK,
+                    version: Some(resolved.bundle.version.clone()),
+                    updated: resolved.bundle.updated.and_then(format_time),
+                    content_type: resolved.bundle.content_type.clone(),
+                    reason: None,
+                    hint: None,
+                    credential: Some(credential.to_string()),
+                },
+                Err(failure) => {
+                    let diagnosis = diagnose::failure(&failure, &entry.reference.secret, context);
+                    Row::failed(variable, reference, diagnosis, Some(credential.to_string()))
+                }
+            };
+            (entry.index, row)
+        })
+        .collect()
+}
+
+/// Proves the connection when there is no reference: a token, and a probe of the default
+/// vault when one is set.
+fn probe_row(session: &Session, vault: Option<&Vault>, settings: FetchSettings, context: &Context, credential: &str) -> Row {
+    let reference = vault.map(|vault| format!("https://{}/", vault.host()));
+    match session.probe(vault, settings) {
+        Ok(probe) => Row {
+            variable: None,
+            reference,
+            status: OK,
+            version: None,
+            updated: None,
+            content_type: None,
+            reason: Some(match probe {
+                Probe::TokenOnly => "token acquired; no references and no default vault, so no vault was contacted".to_string(),
+                Probe::VaultReachable => "token acquired; the vault is reachable and lets this identity read secrets".to_string(),
+            }),
+            hint: None,
+            credential: Some(credential.to_string()),
+        },
+        Err(error) => {
+            let diagnosis = diagnose::probe_error(&error, vault, context);
+            Row::failed(None, reference, diagnosis, Some(credential.to_string()))
+        }
     }
 }
 

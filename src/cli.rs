@@ -83,7 +83,9 @@ pub struct Cli {
     pub check: bool,
 
     /// With --check, print a JSON array instead of a table
-    #[arg(long, requires = "check")]
+    // `requires` alone is not enforced when a COMMAND is given, because clap skips the
+    // requirement of an argument (--check) that conflicts with one present (COMMAND).
+    #[arg(long, requires = "check", conflicts_with = "command")]
     pub json: bool,
 
     /// The command to run, and its arguments (everything after COMMAND belongs to it)
@@ -134,6 +136,12 @@ mod tests {
     fn check_takes_no_command() {
         assert!(parse_ok(&["kvexec", "--check", "--json"]).check);
         assert!(Cli::try_parse_from(["kvexec", "--check", "true"]).is_err());
+    }
+
+    #[test]
+    fn json_needs_check_even_with_command() {
+        assert!(Cli::try_parse_from(["kvexec", "--json", "true"]).is_err());
+        assert!(Cli::try_parse_from(["kvexec", "--json"]).is_err());
     }
 
     #[test]

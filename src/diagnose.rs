@@ -2,10 +2,11 @@
 //! Run mode and `--check` share these words.
 
 use crate::credential::{CertificateError, CredentialError, CredentialFailure};
-use crate::reference::SecretId;
-use crate::resolve::{Failure, FetchError, Phase};
+use crate::reference::{SecretId, Vault};
+use crate::resolve::{Failure, FetchError, Phase, PROBE_SECRET_NAME};
 use crate::vault::{NetworkFailure, VaultError};
 use std::fmt;
+use std::time::Duration;
 
 /// Exit status when kvexec fails before exec, as GNU env(1) uses it.
 pub const EXIT_FAILURE: i32 = 125;
@@ -67,22 +68,59 @@ pub fn fetch_error(error: &FetchError, secret: &SecretId, context: &Context) -> 
     match error {
         FetchError::Credential(error) => credential_error(error),
         FetchError::Vault(error) => vault_error(error, secret, context),
+        FetchError::NotFound { error, secret_exists } => not_found(error, secret, Some(*secret_exists)),
         FetchError::TimedOut { phase, timeout, last } => {
-            let seconds = timeout.as_secs_f64();
-            let what = match phase {
-                Phase::Token => "requesting a token",
-                Phase::Vault => "fetching the secret from the vault",
-            };
-            let mut reason = format!("timed out after {seconds}s while {what}");
-            if let Some(last) = last {
-                reason.push_str(&format!(" (last attempt: {})", fetch_error(last, secret, context).reason));
-            }
-            Diagnosis::new(
-                reason,
-                "check network access to the host (firewall, proxy, --resolve), or raise --timeout / KVEXEC_TIMEOUT",
-            )
+            let last = last.as_deref().map(|last| fetch_error(last, secret, context));
+            timed_out(*phase, *timeout, Some(&secret.vault), last)
         }
     }
+}
+
+/// Explains why the connection probe of `--check` failed. `vault` is the default vault it
+/// asked for a secret that does not exist, or `None` when only a token was requested.
+pub fn probe_error(error: &FetchError, vault: Option<&Vault>, context: &Context) -> Diagnosis {
+    match (error, vault) {
+        (_, Some(vault)) => {
+            let secret = SecretId {
+                vault: vault.clone(),
+                name: PROBE_SECRET_NAME.to_string(),
+                version: None,
+            };
+            fetch_error(error, &secret, context)
+        }
+        (FetchError::Credential(error), None) => credential_error(error),
+        (FetchError::TimedOut { phase, timeout, .. }, None) => timed_out(*phase, *timeout, None, None),
+        // Without a vault nothing is sent to Key Vault, so this arm is only a fallback.
+        (FetchError::Vault(error) | FetchError::NotFound { error, .. }, None) => Diagnosis::plain(error.to_string()),
+    }
+}
+
+/// Explains an expired deadline. The hint follows the last failed attempt when there was
+/// one, because a vault that kept throttling needs other advice than one that never responded.
+fn timed_out(phase: Phase, timeout: Duration, vault: Option<&Vault>, last: Option<Diagnosis>) -> Diagnosis {
+    let seconds = timeout.as_secs_f64();
+    let mut reason = match (phase, vault) {
+        (Phase::Token, _) => format!("timed out after {seconds}s waiting for a token"),
+        (Phase::Vault, Some(vault)) => format!("timed out after {seconds}s waiting for vault {}", vault.name),
+        (Phase::Vault, None) => format!("timed out after {seconds}s waiting for the vault"),
+    };
+    let raise = "or raise --timeout (KVEXEC_TIMEOUT)";
+    let hint = match (last, phase) {
+        (Some(last), _) => {
+            reason.push_str(&format!(" (last attempt: {})", last.reason));
+            match last.hint {
+                Some(hint) => format!("{hint}; {raise}"),
+                None => format!("retry later, {raise}"),
+            }
+        }
+        (None, Phase::Token) => {
+            format!("check that this host can reach the token endpoint (Entra ID login host, managed identity endpoint or az), its firewall and HTTPS_PROXY, {raise}")
+        }
+        (None, Phase::Vault) => {
+            format!("check that this host can reach the vault (firewall, HTTPS_PROXY, private endpoint, --resolve), {raise}")
+        }
+    };
+    Diagnosis::new(reason, hint)
 }
 
 /// Explains a failed credential: what failed, how to fix it, and which other credentials
@@ -107,7 +145,7 @@ fn credential_failure(failure: &CredentialFailure) -> Diagnosis {
             status,
             error,
         } => entra_id(*status, error, codes, description, trace_id.as_deref(), correlation_id.as_deref()),
-        CredentialFailure::Network { failure, detail } => network(*failure, detail, "Entra ID"),
+        CredentialFailure::Network { failure, detail } => network(*failure, detail, Peer::EntraId),
         CredentialFailure::Missing { setting, how } => Diagnosis::new(format!("no {setting} is configured"), *how),
         CredentialFailure::InvalidAuthorityHost { .. } => Diagnosis::new(
             failure.to_string(),
@@ -227,7 +265,8 @@ fn entra_id(
         Some(53_003) => "a Conditional Access policy blocks this identity: ask the tenant's administrators",
         Some(90_038 | 900_382 | 900_432) => "the tenant lives in another cloud: set AZURE_AUTHORITY_HOST and use that cloud's vault host",
         Some(9_001_023) => "use a tenant ID, not 'common' or 'consumers', in AZURE_TENANT_ID",
-        _ => "see the AADSTS code's description at https://login.microsoftonline.com/error",
+        Some(other) => return Diagnosis::new(reason, format!("look up AADSTS{other} at https://login.microsoftonline.com/error?code={other}")),
+        None => "check the credential settings (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET)",
     };
     Diagnosis::new(reason, hint)
 }
@@ -236,26 +275,24 @@ fn entra_id(
 pub fn vault_error(error: &VaultError, secret: &SecretId, context: &Context) -> Diagnosis {
     let vault = &secret.vault.name;
     match error {
-        VaultError::Service { status: 404, code, .. } => match &secret.version {
-            Some(version) => Diagnosis::new(
-                format!("version {version} of secret '{}' not found in vault {vault} (404 {code})", secret.name),
-                "check the version id, or drop it to use the latest version",
-            ),
-            None => Diagnosis::new(
-                format!("secret '{}' not found in vault {vault} (404 {code})", secret.name),
-                "check the name; a recently deleted secret can be recovered with 'az keyvault secret recover'",
-            ),
-        },
+        VaultError::Service { status: 404, .. } => not_found(error, secret, None),
         VaultError::Service { status: 401, code, message, challenge, .. } => {
-            let vault_tenant = challenge.as_ref().and_then(|c| c.tenant.clone());
-            match (vault_tenant, &context.tenant_id) {
-                (Some(owner), Some(ours)) if !owner.eq_ignore_ascii_case(ours) => Diagnosis::new(
-                    format!("vault {vault} belongs to tenant {owner}, but the token is from tenant {ours} (401 {code})"),
-                    format!("set AZURE_TENANT_ID={owner} (or --tenant-id) to an identity of the vault's tenant"),
-                ),
+            let vault_tenant = challenge.as_ref().and_then(|c| c.tenant.as_deref());
+            let ours = context.tenant_id.as_deref();
+            match vault_tenant {
+                Some(owner) if ours.is_none_or(|ours| !owner.eq_ignore_ascii_case(ours)) => {
+                    let reason = match ours {
+                        Some(ours) => format!("vault {vault} belongs to tenant {owner}, but the token is from tenant {ours} (401 {code})"),
+                        None => format!("vault {vault} belongs to tenant {owner} and rejected the token (401 {code}): {message}"),
+                    };
+                    Diagnosis::new(
+                        reason,
+                        format!("sign in to the vault's tenant: set AZURE_TENANT_ID={owner} (or --tenant-id {owner}) with the client ID and secret of an application in that tenant"),
+                    )
+                }
                 _ => Diagnosis::new(
                     format!("vault {vault} rejected the token (401 {code}): {message}"),
-                    "check that AZURE_TENANT_ID is the tenant of the vault's subscription",
+                    "check that AZURE_TENANT_ID is the tenant of the vault's subscription and that the vault is in the same cloud as AZURE_AUTHORITY_HOST",
                 ),
             }
         }
@@ -274,11 +311,11 @@ pub fn vault_error(error: &VaultError, secret: &SecretId, context: &Context) -> 
                     "assign the role 'Key Vault Secrets User' on the vault (or the secret); new assignments take a few minutes to propagate",
                 ),
                 Some("AccessDenied") => Diagnosis::new(
-                    format!("the vault {vault} access policy does not grant Get on secrets to this identity ({codes})"),
+                    format!("the access policy of vault {vault} does not grant Get on secrets to this identity ({codes})"),
                     "add an access policy with Get on secrets, or switch the vault to Azure RBAC; on an access-policy vault an RBAC role assignment has no effect",
                 ),
                 Some("ForbiddenByFirewall") => Diagnosis::new(
-                    format!("the vault {vault} firewall or private link refuses this client's address ({codes})"),
+                    format!("the firewall or private link of vault {vault} refuses this client's address ({codes})"),
                     "add the client's outbound IP to the vault's firewall, or run from a network with a private endpoint to the vault",
                 ),
                 Some("ForbiddenByPolicy") => Diagnosis::new(
@@ -292,8 +329,8 @@ pub fn vault_error(error: &VaultError, secret: &SecretId, context: &Context) -> 
             }
         }
         VaultError::Service { status: 429, code, .. } => Diagnosis::new(
-            format!("vault {vault} kept throttling requests (429 {code})"),
-            "lower --concurrency, spread job starts, or raise --timeout",
+            format!("vault {vault} throttled every attempt (429 {code})"),
+            "Key Vault limits requests per vault: lower --concurrency, or start fewer jobs against this vault at the same time",
         ),
         VaultError::Service { status, code, message, .. } => {
             let code = if code.is_empty() { String::new() } else { format!(" {code}") };
@@ -302,7 +339,7 @@ pub fn vault_error(error: &VaultError, secret: &SecretId, context: &Context) -> 
                 "retry later; if it persists, check Azure status for Key Vault",
             )
         }
-        VaultError::Network { failure, detail } => network(*failure, detail, &format!("vault {vault}")),
+        VaultError::Network { failure, detail } => network(*failure, detail, Peer::Vault(&secret.vault)),
         VaultError::Redirect { .. } | VaultError::BodyTooLarge | VaultError::InvalidBody(_) => Diagnosis::new(
             format!("vault {vault}: {error}"),
             "check that no proxy or private endpoint rewrites Key Vault responses",
@@ -310,24 +347,69 @@ pub fn vault_error(error: &VaultError, secret: &SecretId, context: &Context) -> 
     }
 }
 
-fn network(failure: NetworkFailure, detail: &str, peer: &str) -> Diagnosis {
+/// Explains a 404 for `secret`. For a pinned version, `secret_exists` states whether the
+/// latest version was found, or is `None` when that is unknown.
+fn not_found(error: &VaultError, secret: &SecretId, secret_exists: Option<bool>) -> Diagnosis {
+    let code = match error {
+        VaultError::Service { code, .. } if !code.is_empty() => format!("404 {code}"),
+        _ => "404".to_string(),
+    };
+    let vault = &secret.vault.name;
+    let name = &secret.name;
+    let missing_secret = || {
+        Diagnosis::new(
+            format!("secret '{name}' not found in vault {vault} ({code})"),
+            "check the secret name; a recently deleted secret can be recovered with 'az keyvault secret recover'",
+        )
+    };
+    match (&secret.version, secret_exists) {
+        (None, _) | (Some(_), Some(false)) => missing_secret(),
+        (Some(version), Some(true)) => Diagnosis::new(
+            format!("version {version} of secret '{name}' not found in vault {vault}, but the secret exists ({code})"),
+            "check the version id, or drop it to use the latest version",
+        ),
+        (Some(version), None) => Diagnosis::new(
+            format!("version {version} of secret '{name}' not found in vault {vault} ({code})"),
+            "check the secret name and the version id",
+        ),
+    }
+}
+
+/// The service a connection failed to.
+#[derive(Clone, Copy)]
+enum Peer<'a> {
+    EntraId,
+    Vault(&'a Vault),
+}
+
+impl fmt::Display for Peer<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Peer::EntraId => f.write_str("Entra ID"),
+            Peer::Vault(vault) => write!(f, "vault {}", vault.name),
+        }
+    }
+}
+
+fn network(failure: NetworkFailure, detail: &str, peer: Peer<'_>) -> Diagnosis {
+    const PROXY_HINT: &str = "check firewall and proxy settings (HTTPS_PROXY, NO_PROXY)";
     match failure {
-        NetworkFailure::Dns => Diagnosis::new(
-            detail.to_string(),
-            format!("check the spelling of the {peer} host name; a private endpoint without private DNS needs --resolve HOST=IP:PORT"),
-        ),
+        NetworkFailure::Dns => {
+            let hint = match peer {
+                Peer::Vault(vault) => format!(
+                    "check the vault name '{}' in the reference, because a misspelt vault name does not resolve; a vault behind a private endpoint without private DNS needs --resolve HOST=IP:PORT",
+                    vault.name
+                ),
+                Peer::EntraId => "check this host's DNS settings and AZURE_AUTHORITY_HOST".to_string(),
+            };
+            Diagnosis::new(detail, hint)
+        }
         NetworkFailure::Tls => Diagnosis::new(
-            format!("TLS to {peer} failed: {detail}"),
-            "a TLS-inspecting proxy needs its CA in SSL_CERT_FILE or SSL_CERT_DIR",
-        ),
-        NetworkFailure::Timeout => Diagnosis::new(
-            format!("{peer} did not answer in time: {detail}"),
-            "check firewall and proxy settings (HTTPS_PROXY, NO_PROXY)",
-        ),
-        NetworkFailure::Connect => Diagnosis::new(
             format!("cannot connect to {peer}: {detail}"),
-            "check firewall and proxy settings (HTTPS_PROXY, NO_PROXY)",
+            "a TLS-inspecting proxy needs its CA certificate in SSL_CERT_FILE or SSL_CERT_DIR; when either is set, it replaces the system trust roots",
         ),
+        NetworkFailure::Timeout => Diagnosis::new(format!("{peer} did not answer in time: {detail}"), PROXY_HINT),
+        NetworkFailure::Connect => Diagnosis::new(format!("cannot connect to {peer}: {detail}"), PROXY_HINT),
         NetworkFailure::Interrupted => Diagnosis::new(
             format!("the connection to {peer} broke: {detail}"),
             "retry; if it persists, check proxies between this host and Azure",
@@ -418,5 +500,160 @@ mod tests {
         let diagnosis = failed(Some(CredentialKind::WorkloadIdentity), failure);
         assert!(diagnosis.reason.contains("/var/run/secrets/azure/tokens/azure-identity-token"), "{}", diagnosis.reason);
         assert!(diagnosis.hint.unwrap().contains("AZURE_FEDERATED_TOKEN_FILE"));
+    }
+
+    use crate::reference::Cloud;
+    use crate::vault::Challenge;
+
+    fn secret(vault: &str, name: &str, version: Option<&str>) -> SecretId {
+        SecretId {
+            vault: Vault {
+                name: vault.to_string(),
+                cloud: Cloud::Public,
+            },
+            name: name.to_string(),
+            version: version.map(str::to_string),
+        }
+    }
+
+    fn service(status: u16, code: &str, inner_code: Option<&str>) -> VaultError {
+        VaultError::Service {
+            status,
+            code: code.to_string(),
+            inner_code: inner_code.map(str::to_string),
+            message: "message from the service".to_string(),
+            challenge: None,
+            retry_after: None,
+        }
+    }
+
+    fn unauthorized(vault_tenant: &str) -> VaultError {
+        VaultError::Service {
+            status: 401,
+            code: "Unauthorized".to_string(),
+            inner_code: None,
+            message: "message from the service".to_string(),
+            challenge: Some(Challenge {
+                tenant: Some(vault_tenant.to_string()),
+                resource: None,
+            }),
+            retry_after: None,
+        }
+    }
+
+    fn context() -> Context {
+        Context {
+            tenant_id: Some("tenant-of-the-credential".to_string()),
+        }
+    }
+
+    #[test]
+    fn dns_failure_names_vault_as_misspelt() {
+        let error = VaultError::Network {
+            failure: NetworkFailure::Dns,
+            detail: "DNS lookup of kvexec-dmeo.vault.azure.net failed: Name or service not known".to_string(),
+        };
+        let diagnosis = vault_error(&error, &secret("kvexec-dmeo", "db", None), &context());
+        assert_eq!(diagnosis.reason, "DNS lookup of kvexec-dmeo.vault.azure.net failed: Name or service not known");
+        let hint = diagnosis.hint.unwrap();
+        assert!(hint.contains("check the vault name 'kvexec-dmeo'"), "{hint}");
+        assert!(hint.contains("misspelt"), "{hint}");
+        assert!(hint.contains("--resolve"), "{hint}");
+    }
+
+    #[test]
+    fn not_found_says_secret_or_version() {
+        let error = service(404, "SecretNotFound", None);
+        let version = "ffffffffffffffffffffffffffffffff";
+
+        let missing_secret = not_found(&error, &secret("kv", "db", None), None);
+        assert_eq!(missing_secret.reason, "secret 'db' not found in vault kv (404 SecretNotFound)");
+
+        let missing_version = not_found(&error, &secret("kv", "db", Some(version)), Some(true));
+        assert_eq!(
+            missing_version.reason,
+            format!("version {version} of secret 'db' not found in vault kv, but the secret exists (404 SecretNotFound)")
+        );
+
+        let pinned_but_no_secret = not_found(&error, &secret("kv", "db", Some(version)), Some(false));
+        assert_eq!(pinned_but_no_secret, missing_secret);
+
+        let unknown = not_found(&error, &secret("kv", "db", Some(version)), None);
+        assert!(unknown.hint.unwrap().contains("secret name and the version id"));
+    }
+
+    #[test]
+    fn timeout_hint_follows_last_attempt() {
+        let last = FetchError::Vault(service(429, "Throttled", None));
+        let error = FetchError::TimedOut {
+            phase: Phase::Vault,
+            timeout: Duration::from_millis(1500),
+            last: Some(Box::new(last)),
+        };
+        let diagnosis = fetch_error(&error, &secret("kv", "db", None), &context());
+        assert!(diagnosis.reason.starts_with("timed out after 1.5s waiting for vault kv (last attempt: "), "{}", diagnosis.reason);
+        let hint = diagnosis.hint.unwrap();
+        assert!(hint.contains("lower --concurrency"), "{hint}");
+        assert!(hint.ends_with("or raise --timeout (KVEXEC_TIMEOUT)"), "{hint}");
+    }
+
+    #[test]
+    fn token_timeout_without_vault() {
+        let error = FetchError::TimedOut {
+            phase: Phase::Token,
+            timeout: Duration::from_secs(2),
+            last: None,
+        };
+        let diagnosis = probe_error(&error, None, &context());
+        assert_eq!(diagnosis.reason, "timed out after 2s waiting for a token");
+        assert!(diagnosis.hint.unwrap().contains("token endpoint"));
+    }
+
+    #[test]
+    fn other_tenant_named_without_own_tenant() {
+        let diagnosis = vault_error(&unauthorized("owner-tenant"), &secret("kv", "db", None), &Context::default());
+        assert!(diagnosis.reason.starts_with("vault kv belongs to tenant owner-tenant"), "{}", diagnosis.reason);
+        assert!(diagnosis.hint.unwrap().contains("AZURE_TENANT_ID=owner-tenant"));
+
+        let diagnosis = vault_error(&unauthorized("tenant-of-the-credential"), &secret("kv", "db", None), &context());
+        assert!(diagnosis.reason.contains("rejected the token (401 Unauthorized): message from the service"), "{}", diagnosis.reason);
+    }
+
+    #[test]
+    fn unmapped_aadsts_code_links_lookup() {
+        let failure = CredentialFailure::EntraId {
+            status: 400,
+            error: "invalid_request".to_string(),
+            codes: vec![50_076],
+            description: "AADSTS50076: Due to a configuration change made by your administrator, you must use multi-factor authentication.".to_string(),
+            trace_id: Some("trace".to_string()),
+            correlation_id: Some("correlation".to_string()),
+        };
+        let diagnosis = failed(Some(CredentialKind::ClientSecret), failure);
+        assert!(
+            diagnosis.reason.ends_with("Entra ID rejected the token request: AADSTS50076: Due to a configuration change made by your administrator, you must use multi-factor authentication. [trace id trace, correlation id correlation]"),
+            "{}",
+            diagnosis.reason
+        );
+        let hint = diagnosis.hint.unwrap();
+        assert!(hint.starts_with("look up AADSTS50076 at https://login.microsoftonline.com/error?code=50076"), "{hint}");
+    }
+
+    #[test]
+    fn forbidden_inner_codes_get_their_own_fix() {
+        let cases = [
+            ("ForbiddenByRbac", "'Key Vault Secrets User'"),
+            ("AccessDenied", "an RBAC role assignment has no effect"),
+            ("ForbiddenByFirewall", "firewall"),
+            ("SecretDisabled", "enable the secret"),
+            ("ForbiddenByPolicy", "policy"),
+        ];
+        for (inner, expected) in cases {
+            let diagnosis = vault_error(&service(403, "Forbidden", Some(inner)), &secret("kv", "db", None), &context());
+            assert!(diagnosis.reason.contains(&format!("403 Forbidden/{inner}")), "{}", diagnosis.reason);
+            let hint = diagnosis.hint.unwrap();
+            assert!(hint.contains(expected), "{inner}: {hint}");
+            assert!(!hint.contains('\n'));
+        }
     }
 }

@@ -37,6 +37,8 @@ pub struct Planned {
 /// A variable whose value is meant as a reference but is invalid.
 #[derive(Debug, Clone)]
 pub struct Malformed {
+    /// Index of the variable in [`Environment::vars`].
+    pub index: usize,
     pub variable: OsString,
     pub error: ReferenceError,
 }
@@ -54,6 +56,7 @@ pub fn plan(env: &Environment, default_vault: Option<&Vault>) -> (Vec<Planned>, 
                 reference,
             }),
             Scan::Malformed(error) => malformed.push(Malformed {
+                index,
                 variable: name.clone(),
                 error,
             }),
@@ -97,7 +100,8 @@ pub type Resolution = Vec<Result<Resolved, Failure>>;
 pub enum Probe {
     /// A token was acquired; no vault was probed.
     TokenOnly,
-    /// The vault answered the probe with 404 (or 200): reachable, and the identity may read.
+    /// The vault answered the probe with 404 `SecretNotFound` (or 200): it is reachable,
+    /// accepts the token, and lets the identity read secrets.
     VaultReachable,
 }
 
@@ -177,8 +181,13 @@ impl Session {
                 name: PROBE_SECRET_NAME.to_string(),
                 version: None,
             };
+            // Only Key Vault's own 404 proves that the identity passed authorization: a 404
+            // from a proxy or another server in the way has no SecretNotFound code.
             match fetch_one(&self.http, &secret, &token, deadline, settings.timeout).await {
-                Ok(_) | Err(FetchError::Vault(VaultError::Service { status: 404, .. })) => Ok(Probe::VaultReachable),
+                Ok(_) => Ok(Probe::VaultReachable),
+                Err(FetchError::Vault(VaultError::Service { status: 404, code, .. })) if code == "SecretNotFound" => {
+                    Ok(Probe::VaultReachable)
+                }
                 Err(error) => Err(error),
             }
         })
@@ -199,6 +208,10 @@ pub enum FetchError {
     Credential(#[from] CredentialError),
     #[error(transparent)]
     Vault(#[from] VaultError),
+    /// A pinned version was not found (404), and a GET of the secret's latest version told
+    /// whether the secret itself exists. Key Vault answers both cases with the same 404.
+    #[error("{error}")]
+    NotFound { error: VaultError, secret_exists: bool },
     /// The deadline passed; `last` is the last failed attempt, if any.
     #[error("timed out after {}s", timeout.as_secs_f64())]
     TimedOut {
@@ -249,7 +262,7 @@ pub async fn fetch_all(
             let token = &tokens[&secret.vault.cloud];
             async move {
                 let result = match token {
-                    Ok(token) => fetch_one(http, &secret, token, deadline, settings.timeout).await,
+                    Ok(token) => fetch_and_explain(http, &secret, token, deadline, settings.timeout).await,
                     Err(error) => Err(error.clone()),
                 };
                 (secret, result.map(Arc::new))
@@ -258,6 +271,33 @@ pub async fn fetch_all(
         .buffer_unordered(settings.concurrency)
         .collect()
         .await
+}
+
+/// Fetches one secret like [`fetch_one`]. When a pinned version is not found, it also asks
+/// for the latest version, to tell a missing version from a missing secret.
+async fn fetch_and_explain(
+    http: &reqwest::Client,
+    secret: &SecretId,
+    token: &SecretString,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<SecretBundle, FetchError> {
+    let error = match fetch_one(http, secret, token, deadline, timeout).await {
+        Err(FetchError::Vault(error @ VaultError::Service { status: 404, .. })) if secret.version.is_some() => error,
+        other => return other,
+    };
+    let latest = SecretId {
+        version: None,
+        ..secret.clone()
+    };
+    // The latest value is read and dropped unseen; Key Vault has no existence check that
+    // the Get permission alone allows.
+    match tokio::time::timeout_at(deadline, vault::get_secret(http, &latest, token)).await {
+        Ok(Ok(_)) => Err(FetchError::NotFound { error, secret_exists: true }),
+        Ok(Err(VaultError::Service { status: 404, .. })) => Err(FetchError::NotFound { error, secret_exists: false }),
+        // Anything else leaves the question open; report the original 404.
+        Ok(Err(_)) | Err(_) => Err(FetchError::Vault(error)),
+    }
 }
 
 /// Fetches one secret, retrying transient failures until the deadline.

@@ -1,5 +1,6 @@
 //! The HTTPS client shared by the Key Vault client and the credential: trust roots,
-//! `--resolve` overrides, proxies, no redirects.
+//! `--resolve` overrides, proxies, no redirects. The credential library gets it through an
+//! adapter that keeps Entra ID error bodies.
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use rustls::pki_types::pem::PemObject;

@@ -345,8 +345,13 @@ pub fn classify_network(error: &reqwest::Error) -> (NetworkFailure, String) {
         if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
             return (NetworkFailure::Tls, format!("TLS handshake failed: {tls}"));
         }
-        if cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut) {
-            failure = NetworkFailure::Timeout;
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                failure = NetworkFailure::Timeout;
+            }
+            if let Some(tls) = wrapped_rustls_error(io) {
+                return (NetworkFailure::Tls, format!("TLS handshake failed: {tls}"));
+            }
         }
         detail = format!("{detail}: {cause}");
         source = cause.source();
@@ -354,9 +359,29 @@ pub fn classify_network(error: &reqwest::Error) -> (NetworkFailure, String) {
     (failure, detail)
 }
 
+/// Finds the rustls error that the TLS connector wraps in (possibly nested) `io::Error`s.
+/// `io::Error::source` skips the error it wraps, so only `get_ref` reaches it.
+fn wrapped_rustls_error(io: &std::io::Error) -> Option<&rustls::Error> {
+    let mut inner = io.get_ref()?;
+    loop {
+        if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        inner = inner.downcast_ref::<std::io::Error>()?.get_ref()?;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rustls_error_found_inside_nested_io_errors() {
+        let tls = rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature);
+        let nested = std::io::Error::other(std::io::Error::new(std::io::ErrorKind::InvalidData, tls.clone()));
+        assert_eq!(wrapped_rustls_error(&nested), Some(&tls));
+        assert_eq!(wrapped_rustls_error(&std::io::Error::other("plain")), None);
+    }
 
     #[test]
     fn challenge_parses_tenant_and_resource() {

@@ -503,7 +503,7 @@ fn azure_cli_stopped_at_deadline() {
     let run = without_credentials(&emulator)
         .env("PATH", format!("{}:/usr/bin:/bin", directory.path().display()))
         .args(["--timeout", "2"]);
-    let outcome = assert_fails_with(run, &["timed out after 2s while requesting a token"]);
+    let outcome = assert_fails_with(run, &["timed out after 2s waiting for a token"]);
     assert!(outcome.elapsed < std::time::Duration::from_secs(15), "took {:?}", outcome.elapsed);
 
     let pid = std::fs::read_to_string(&pid_file).expect("the stub az ran").trim().to_string();

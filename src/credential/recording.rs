@@ -5,7 +5,13 @@
 //! escapes, and Entra ID's descriptions always end with `\r\nTrace ID: …`, so the library
 //! reports a JSON error instead of the response and its AADSTS codes. kvexec reads the
 //! codes from the response kept here instead.
+//!
+//! A DNS or TLS failure is also turned into an error the library's retry policy does not
+//! retry: it does not heal within the deadline, and retries would hide its cause behind a
+//! timeout.
 
+use crate::vault::{classify_network, NetworkFailure};
+use azure_core::error::ErrorKind;
 use azure_core::http::{AsyncRawResponse, HttpClient, Request};
 use std::sync::{Arc, Mutex};
 
@@ -40,7 +46,13 @@ impl HttpClient for RecordingClient {
     async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
         // A retry that fails without a response must not leave an older response behind.
         *self.slot() = None;
-        let response = self.inner.execute_request(request).await?;
+        let response = match self.inner.execute_request(request).await {
+            Ok(response) => response,
+            Err(error) if is_permanent(&error) => {
+                return Err(azure_core::Error::with_error(ErrorKind::Other, error, "the token request failed"));
+            }
+            Err(error) => return Err(error),
+        };
         if response.status().is_success() {
             return Ok(response);
         }
@@ -49,4 +61,17 @@ impl HttpClient for RecordingClient {
         *self.slot() = Some((u16::from(status), bytes.to_vec()));
         Ok(AsyncRawResponse::from_bytes(status, headers, bytes))
     }
+}
+
+/// Checks whether a failed request failed in DNS or TLS, where a retry does not help.
+fn is_permanent(error: &azure_core::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if let Some(reqwest_error) = cause.downcast_ref::<reqwest::Error>() {
+            let (failure, _) = classify_network(reqwest_error);
+            return matches!(failure, NetworkFailure::Dns | NetworkFailure::Tls);
+        }
+        source = cause.source();
+    }
+    false
 }
