@@ -217,6 +217,71 @@ fn static_binary_falls_back_to_bundled_roots() {
     assert_eq!(stats.total_requests(), 0, "a request got through");
 }
 
+#[test]
+fn job_replaces_kvexec_as_pid_one() {
+    let Some(user_namespace) = unshare_flags() else { return };
+    // In a new PID namespace kvexec starts as PID 1, as in a container. The job reports
+    // its PID, then waits for SIGTERM, which only a handler can receive at PID 1.
+    // The job gives up by itself after about 60 s, and --kill-child ends the namespace
+    // when unshare is killed, so a failed test leaves nothing running.
+    let job = r#"trap 'echo got SIGTERM; exit 7' TERM; echo "pid=$$"
+i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done; exit 3"#;
+    let unshare = Command::new(UNSHARE)
+        .args(user_namespace)
+        .args(["--pid", "--fork", "--kill-child", "--", common::KVEXEC, "--", "/bin/sh", "-c", job])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting unshare failed");
+    let mut unshare = KillOnDrop(unshare);
+    let unshare = &mut unshare.0;
+    let stderr = read_all(unshare.stderr.take().unwrap());
+    let (lines_sender, lines) = std::sync::mpsc::channel();
+    let stdout = unshare.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let _ = lines_sender.send(line.unwrap());
+        }
+    });
+    let started = Instant::now();
+    let first = lines.recv_timeout(Duration::from_secs(60)).expect("the job printed nothing within 60 s");
+    assert_eq!(first, "pid=1", "the job runs as PID 1 of the namespace");
+
+    // From outside, the namespace's PID 1 is the process that unshare forked. kvexec was
+    // that process, and exec made it the shell.
+    let children = format!("/proc/{0}/task/{0}/children", unshare.id());
+    let children = std::fs::read_to_string(&children).unwrap();
+    let pid_one: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    let executable = std::fs::read_link(format!("/proc/{pid_one}/exe")).unwrap();
+    assert!(!executable.ends_with("kvexec"), "PID 1 still runs {}", executable.display());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid_one), nix::sys::signal::Signal::SIGTERM).unwrap();
+
+    let status = loop {
+        if let Some(status) = unshare.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the job did not end within 60 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = String::from_utf8_lossy(&stderr.join().unwrap()).into_owned();
+    let rest: Vec<String> = lines.iter().collect();
+    assert_eq!(rest, ["got SIGTERM"], "the job's output after its PID; stderr:\n{stderr}");
+    assert_eq!(status.code(), Some(7), "the job's exit status passes through unshare");
+}
+
+/// Kills a child process by its pid when a test ends, also when it fails.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A fresh root directory holding only `/kvexec`: no /etc, so no /etc/ssl, no
 /// /etc/resolv.conf and no /etc/hosts, and no libc.
 fn empty_root(kvexec: &Path) -> tempfile::TempDir {
