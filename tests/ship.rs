@@ -32,8 +32,8 @@ const UNSHARE: &str = "/usr/bin/unshare";
 /// on two cores.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
-/// Source of the job that stands in for COMMAND in the empty root, where there is no shell
-/// and no `env`. It prints its environment as `env -0` does, and its arguments to stderr.
+/// Source of a small job used as COMMAND in the empty root, where there is no shell and no
+/// `env`. It prints its environment as `env -0` does, and its arguments to stderr.
 const PRINT_ENV_SOURCE: &str = r#"
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -282,7 +282,7 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// A fresh root directory holding only `/kvexec`: no /etc, so no /etc/ssl, no
+/// Creates a root directory that contains only `/kvexec`: no /etc, so no /etc/ssl, no
 /// /etc/resolv.conf and no /etc/hosts, and no libc.
 fn empty_root(kvexec: &Path) -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
@@ -290,7 +290,7 @@ fn empty_root(kvexec: &Path) -> tempfile::TempDir {
     root
 }
 
-/// A run of a program inside `root` with only the variables set on the returned
+/// Prepares a run of a program inside `root` with only the variables set on the returned
 /// [`Kvexec`]: not even PATH.
 fn in_root(root: &Path, unshare: &[&str]) -> Kvexec {
     Kvexec::bare()
@@ -300,7 +300,7 @@ fn in_root(root: &Path, unshare: &[&str]) -> Kvexec {
         .arg(format!("--root={}", root.display()))
 }
 
-/// The flags that make `unshare` change the root directory. A new user namespace
+/// Returns the flags that make `unshare` change the root directory. A new user namespace
 /// (`--map-root-user`) works without privileges where the kernel allows it. Otherwise root
 /// can change the root directory in the current namespaces. The network namespace stays
 /// the host's, so 127.0.0.1 reaches the emulator.
@@ -332,8 +332,8 @@ fn unshare_flags() -> Option<&'static [&'static str]> {
     }
 }
 
-/// The static binary, built once per test run with `scripts/build-static` in the dev
-/// profile (a release build costs minutes more), or `None` after a skip notice.
+/// Builds the static binary once per test run with `scripts/build-static` in the dev
+/// profile (a release build costs minutes more). Returns `None` after a skip notice.
 fn static_kvexec() -> Option<&'static Path> {
     static BUILT: OnceLock<Result<PathBuf, Problem>> = OnceLock::new();
     match BUILT.get_or_init(build_static) {
@@ -400,7 +400,7 @@ fn static_prerequisites() -> Result<(), String> {
     Ok(())
 }
 
-/// The job stand-in, compiled once for the musl target so it runs in the empty root.
+/// Compiles the job stand-in once, for the musl target, so that it runs in the empty root.
 fn print_env() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
@@ -622,7 +622,7 @@ fn scheduler_env_file_runs_prefixed_command() {
     let (emulator, expected) = emulator_for(&entries, default_vault.as_ref());
     assert!(expected.len() >= 2, "nightly.env holds references");
 
-    // The scheduler's command line prefixed with kvexec: `kvexec --env-file nightly.env dbt run`.
+    // The scheduler's command line prefixed with kvexec, as in docs/scheduler.md.
     let bin = tempfile::tempdir().unwrap();
     let dbt = common::write_file(bin.path(), "dbt", "#!/bin/sh\nprintf 'dbt argument: %s\\n' \"$@\" >&2\nexec /usr/bin/env -0\n");
     std::fs::set_permissions(&dbt, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -630,7 +630,7 @@ fn scheduler_env_file_runs_prefixed_command() {
         .env("PATH", format!("{}:/usr/bin:/bin", bin.path().display()))
         .arg("--env-file")
         .arg(&env_file)
-        .args(["dbt", "run"])
+        .args(["--", "dbt", "run"])
         .run();
     outcome.assert_success();
     for (variable, value) in &expected {
@@ -774,7 +774,8 @@ fn dockerfile_stages(instructions: &Value) -> Vec<Stage> {
                 });
             }
             "RUN" => {
-                assert!(!is_json && flags.is_empty(), "line {line}: RUN in shell form without flags");
+                assert!(!is_json, "line {line}: RUN in shell form");
+                assert!(flags.is_empty(), "line {line}: RUN flags {flags:?} are not simulated");
                 stage.steps.push(Step::Run(value[0].clone()));
             }
             // Exec form, because the shell form runs `/bin/sh -c`, which a distroless image
@@ -793,7 +794,8 @@ fn dockerfile_stages(instructions: &Value) -> Vec<Stage> {
     stages
 }
 
-/// Whether a COPY's destination is a directory: with several sources or a trailing `/`.
+/// Returns whether a COPY's destination is a directory: with several sources or a
+/// trailing `/`.
 fn destination_is_dir(sources: &[String], step: &Step) -> bool {
     let Step::Copy { destination, .. } = step else { unreachable!() };
     sources.len() > 1 || destination.ends_with('/')
