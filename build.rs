@@ -39,14 +39,17 @@ fn commit_from_git(dir: &Path) -> Option<String> {
     }
     let commit = git(dir, &["rev-parse", "--short=12", "HEAD"])?;
 
-    // HEAD names a branch whose ref file (or packed-refs) changes with each commit. Only
-    // existing files are listed, because cargo reruns the script on every build for a
-    // missing one.
-    let mut watched = vec![git(dir, &["rev-parse", "--git-path", "HEAD"])?];
+    // A commit, checkout or reset in this work tree changes HEAD or the branch's ref file,
+    // and appends to HEAD's reflog (logs/HEAD) when reflogs are on, as git sets them in a
+    // work tree by default. Only existing paths are listed, because cargo reruns the
+    // script on every build for a missing one.
+    let mut watched = Vec::new();
+    for path in ["HEAD", "logs/HEAD", "packed-refs"] {
+        watched.extend(git(dir, &["rev-parse", "--git-path", path]));
+    }
     if let Some(branch) = git(dir, &["symbolic-ref", "-q", "HEAD"]) {
         watched.extend(git(dir, &["rev-parse", "--git-path", &branch]));
     }
-    watched.extend(git(dir, &["rev-parse", "--git-path", "packed-refs"]));
     for path in watched {
         let path = dir.join(path);
         if path.exists() {
