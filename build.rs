@@ -1,10 +1,13 @@
 //! Sets KVEXEC_VERSION for `kvexec --version`: the crate version followed by the git commit
 //! it was built from, or the crate version alone when no commit can be found.
 //!
-//! The commit comes from, in order: the KVEXEC_GIT_COMMIT variable (for builds from a copy
-//! without `.git`, such as a container build context), `git rev-parse` when the crate is the
-//! root of a git work tree, and the `.cargo_vcs_info.json` that `cargo package` writes into
-//! a crates.io package. Uncommitted changes are not marked.
+//! The first of these that gives a commit wins:
+//! 1. the KVEXEC_GIT_COMMIT variable, for builds from a copy without `.git` such as a
+//!    container build context;
+//! 2. `git rev-parse`, when the crate is the root of a git work tree;
+//! 3. the `.cargo_vcs_info.json` that `cargo package` writes into a crates.io package.
+//!
+//! Uncommitted changes are not marked.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,8 +31,8 @@ fn main() {
     }
 }
 
-/// Returns the abbreviated HEAD commit when `dir` is the top of a git work tree, and asks
-/// cargo to rerun this script when HEAD moves.
+/// Returns the abbreviated HEAD commit when `dir` is the top of a git work tree. Prints the
+/// `rerun-if-changed` lines that make cargo rerun this script when HEAD moves.
 fn commit_from_git(dir: &Path) -> Option<String> {
     // A crate unpacked inside some other repository (a vendor directory, say) must not
     // report that repository's commit.
