@@ -1,21 +1,23 @@
 //! Command-line flags. Each flag's variable is read from the merged environment (the
 //! process environment plus env files) in `config`, so an env file can set it too.
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, CommandFactory, Parser};
+use clap_complete::Shell;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "kvexec",
-    version,
+    version = VERSION,
     about = "Resolve Azure Key Vault references in the environment, then exec COMMAND",
     long_about = "Resolve Azure Key Vault references in the environment, then exec COMMAND.\n\n\
         A variable whose whole value is a reference, such as\n\
         DB_PASSWORD=https://my-vault.vault.azure.net/secrets/db-password, reaches COMMAND with \
         the secret's value. Every other variable passes through unchanged. If any reference \
         cannot be resolved, COMMAND does not start and kvexec exits 125.",
-    override_usage = "kvexec [OPTIONS] [--] COMMAND [ARGS]...\n       kvexec --check [OPTIONS]",
+    override_usage = "kvexec [OPTIONS] [--] COMMAND [ARGS]...\n       kvexec --check [OPTIONS]\n       \
+        kvexec --completions SHELL | --man",
     after_help = "Exit status: COMMAND's own; 125 when kvexec fails before exec; 126 when COMMAND \
         cannot be executed; 127 when COMMAND is not found. With --check: 0 when every reference \
         resolves, 1 when any fails, 125 on a usage or configuration error."
@@ -88,14 +90,48 @@ pub struct Cli {
     #[arg(long, requires = "check", conflicts_with = "command")]
     pub json: bool,
 
+    /// Print a completion script for SHELL to stdout, then exit
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    pub completions: Option<Shell>,
+
+    /// Print the man page (roff) to stdout, then exit
+    #[arg(long, exclusive = true)]
+    pub man: bool,
+
     /// The command to run, and its arguments (everything after COMMAND belongs to it)
     #[arg(
         value_name = "COMMAND",
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        required_unless_present = "check"
+        required_unless_present_any = ["check", "completions", "man"]
     )]
     pub command: Vec<OsString>,
+}
+
+/// The version line: the crate version and, when the build could find it, the git commit
+/// (set by build.rs).
+const VERSION: &str = env!("KVEXEC_VERSION");
+
+/// Generates the completion script for `shell` from the flag definitions above.
+pub fn completion_script(shell: Shell) -> Vec<u8> {
+    // Generated into memory because clap_complete panics when its writer fails.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "kvexec", &mut script);
+    script
+}
+
+/// Generates the man page, in roff, from the flag definitions above.
+pub fn man_page() -> Vec<u8> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut page)
+        .expect("writing to a Vec cannot fail");
+    // clap_mangen puts the text after the options under EXTRA. That text lists the exit
+    // codes, and man pages call that section EXIT STATUS.
+    String::from_utf8(page)
+        .expect("clap_mangen renders UTF-8 from UTF-8 help text")
+        .replacen("\n.SH EXTRA\n", "\n.SH \"EXIT STATUS\"\n", 1)
+        .into_bytes()
 }
 
 /// Parses argv. On help, version or a usage error, prints it and returns the exit status.
@@ -147,5 +183,22 @@ mod tests {
     #[test]
     fn command_is_required_without_check() {
         assert!(Cli::try_parse_from(["kvexec"]).is_err());
+    }
+
+    #[test]
+    fn completions_and_man_take_no_command() {
+        assert_eq!(parse_ok(&["kvexec", "--completions", "zsh"]).completions, Some(Shell::Zsh));
+        assert!(parse_ok(&["kvexec", "--man"]).man);
+        assert!(Cli::try_parse_from(["kvexec", "--completions", "bash", "true"]).is_err());
+        assert!(Cli::try_parse_from(["kvexec", "--man", "--check"]).is_err());
+        assert!(Cli::try_parse_from(["kvexec", "--completions", "tcsh"]).is_err());
+    }
+
+    #[test]
+    fn generation_flags_after_command_belong_to_it() {
+        let cli = parse_ok(&["kvexec", "dbt", "--man", "--completions", "bash"]);
+        assert!(!cli.man);
+        assert_eq!(cli.completions, None);
+        assert_eq!(cli.command, ["dbt", "--man", "--completions", "bash"]);
     }
 }

@@ -24,6 +24,7 @@ use diagnose::EXIT_FAILURE;
 use environment::{ChildEnvironment, Environment};
 use resolve::{FetchError, FetchSettings, Failure, Session, SetupError};
 use std::ffi::OsString;
+use std::io::Write;
 
 /// Runs kvexec with `args` (argv, program name first) and the inherited environment.
 /// Returns only when COMMAND was not started, with the exit status to use.
@@ -32,6 +33,13 @@ pub fn run(args: Vec<OsString>, mut env: Environment) -> i32 {
         Ok(cli) => cli,
         Err(code) => return code,
     };
+    // These print text generated from the flag definitions and need no configuration.
+    if let Some(shell) = cli.completions {
+        return print_stdout(&cli::completion_script(shell), "the completion script");
+    }
+    if cli.man {
+        return print_stdout(&cli::man_page(), "the man page");
+    }
     logging::init(cli.verbose, cli.quiet, env.get_str("KVEXEC_LOG"));
 
     for path in &cli.env_files {
@@ -154,6 +162,18 @@ fn run_command(config: Config, env: &Environment) -> i32 {
     let error = exec::exec(&program, command, child);
     report(&error);
     error.exit_code()
+}
+
+/// Writes `bytes` to stdout and returns the exit status.
+fn print_stdout(bytes: &[u8], what: &str) -> i32 {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("kvexec: writing {what} to stdout failed: {error}");
+            EXIT_FAILURE
+        }
+    }
 }
 
 fn report(error: &dyn std::fmt::Display) {
