@@ -13,6 +13,7 @@ pub mod diagnose;
 pub mod environment;
 pub mod exec;
 pub mod logging;
+mod pacer;
 pub mod reference;
 pub mod resolve;
 pub mod select;
