@@ -4,6 +4,7 @@
 //! the credential caches the token for the run.
 
 use crate::reference::Cloud;
+use crate::transport::CredentialTransport;
 use crate::vault::{classify_network, NetworkFailure};
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::TokenCredential;
@@ -118,7 +119,7 @@ impl Credential {
         custom.authority_host = self.authority_host(cloud);
         let cloud_configuration = CloudConfiguration::from(custom);
         let client_options = ClientOptions {
-            transport: Some(Transport::new(Arc::new(self.http.clone()))),
+            transport: Some(Transport::new(Arc::new(CredentialTransport(self.http.clone())))),
             cloud: Some(Arc::new(cloud_configuration)),
             retry: RetryOptions::exponential(ExponentialRetryOptions {
                 initial_delay: azure_core::time::Duration::milliseconds(200),

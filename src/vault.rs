@@ -345,13 +345,31 @@ pub fn classify_network(error: &reqwest::Error) -> (NetworkFailure, String) {
         if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
             return (NetworkFailure::Tls, format!("TLS handshake failed: {tls}"));
         }
-        if cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut) {
-            failure = NetworkFailure::Timeout;
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if let Some(tls) = wrapped_tls_error(io) {
+                return (NetworkFailure::Tls, format!("TLS handshake failed: {tls}"));
+            }
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                failure = NetworkFailure::Timeout;
+            }
         }
         detail = format!("{detail}: {cause}");
         source = cause.source();
     }
     (failure, detail)
+}
+
+/// Finds the rustls error inside an io::Error. tokio-rustls wraps the handshake error in
+/// an io::Error, and hyper-rustls may wrap that in another, while io::Error::source()
+/// skips the wrapped error, so the usual walk over sources never reaches it.
+fn wrapped_tls_error(io: &std::io::Error) -> Option<&rustls::Error> {
+    let mut inner = io.get_ref()?;
+    loop {
+        if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        inner = inner.downcast_ref::<std::io::Error>()?.get_ref()?;
+    }
 }
 
 #[cfg(test)]
@@ -408,6 +426,17 @@ mod tests {
         let error = service_error(502, &HeaderMap::new(), b"<html>bad gateway</html>");
         assert!(error.is_retryable());
         assert!(!error.to_string().contains("html"));
+    }
+
+    #[test]
+    fn wrapped_tls_error_found_at_any_depth() {
+        let tls = || rustls::Error::General("handshake".into());
+        let once = std::io::Error::new(std::io::ErrorKind::InvalidData, tls());
+        assert!(wrapped_tls_error(&once).is_some());
+        let twice = std::io::Error::other(std::io::Error::new(std::io::ErrorKind::InvalidData, tls()));
+        assert!(wrapped_tls_error(&twice).is_some());
+        let plain = std::io::Error::other("connection refused");
+        assert!(wrapped_tls_error(&plain).is_none());
     }
 
     #[test]
