@@ -178,9 +178,12 @@ impl Session {
                 name: PROBE_SECRET_NAME.to_string(),
                 version: None,
             };
-            let pacer = VaultPacer::new(settings.concurrency);
+            let vault_state = VaultState::new(settings.concurrency);
             let sending = Semaphore::new(settings.concurrency);
-            let limits = Limits { pacer: &pacer, sending: &sending };
+            let limits = Limits {
+                vault: &vault_state,
+                sending: &sending,
+            };
             match fetch_one(&self.http, &secret, &token, limits, deadline, settings.timeout).await {
                 Ok(_) | Err(FetchError::Vault(VaultError::Service { status: 404, .. })) => Ok(Probe::VaultReachable),
                 Err(error) => Err(error),
@@ -248,9 +251,9 @@ pub async fn fetch_all(
     let (tokens, _) = futures_util::future::join(futures_util::future::join_all(token_requests), warm_up_all).await;
     let tokens: BTreeMap<Cloud, Result<SecretString, FetchError>> = tokens.into_iter().collect();
 
-    let pacers: BTreeMap<String, VaultPacer> = hosts
+    let vault_states: BTreeMap<String, VaultState> = hosts
         .into_iter()
-        .map(|host| (host, VaultPacer::new(settings.concurrency)))
+        .map(|host| (host, VaultState::new(settings.concurrency)))
         .collect();
     let sending = Semaphore::new(settings.concurrency);
     let fetch_count = secrets.len().max(1);
@@ -261,7 +264,7 @@ pub async fn fetch_all(
         .map(|secret| {
             let token = &tokens[&secret.vault.cloud];
             let limits = Limits {
-                pacer: &pacers[&secret.vault.host()],
+                vault: &vault_states[&secret.vault.host()],
                 sending: &sending,
             };
             async move {
@@ -277,11 +280,28 @@ pub async fn fetch_all(
         .await
 }
 
+/// The state of one vault shared by every fetch from it.
+struct VaultState {
+    pacer: VaultPacer,
+    /// The latest 429 from the vault. A fetch that the pacer held back until the deadline
+    /// never got an answer of its own, so this is its reason.
+    last_throttle: std::sync::Mutex<Option<VaultError>>,
+}
+
+impl VaultState {
+    fn new(concurrency: usize) -> VaultState {
+        VaultState {
+            pacer: VaultPacer::new(concurrency),
+            last_throttle: std::sync::Mutex::new(None),
+        }
+    }
+}
+
 /// The limits a request waits for: its vault's pacer, and a place among the
 /// `--concurrency` requests in flight over all vaults.
 #[derive(Clone, Copy)]
 struct Limits<'a> {
-    pacer: &'a VaultPacer,
+    vault: &'a VaultState,
     sending: &'a Semaphore,
 }
 
@@ -307,7 +327,7 @@ async fn fetch_one(
             .with_jitter()
             .build();
         loop {
-            let permit = limits.pacer.acquire().await;
+            let permit = limits.vault.pacer.acquire().await;
             let result = {
                 // Acquiring fails only on a closed semaphore, and nothing closes this one.
                 let _sending = limits.sending.acquire().await.ok();
@@ -330,6 +350,7 @@ async fn fetch_one(
 
             if let VaultError::Service { status: 429, retry_after, .. } = &error {
                 permit.finish(pacer::Outcome::Throttled(*retry_after));
+                *limits.vault.last_throttle.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.clone());
                 last_error = Some(error);
                 continue;
             }
@@ -350,11 +371,14 @@ async fn fetch_one(
     let outcome = tokio::time::timeout_at(deadline, attempts).await;
     match outcome {
         Ok(result) => result.map_err(FetchError::from),
-        Err(_) => Err(FetchError::TimedOut {
-            phase: Phase::Vault,
-            timeout,
-            last: last_error.map(|error| Box::new(FetchError::from(error))),
-        }),
+        Err(_) => {
+            let last = last_error.or_else(|| limits.vault.last_throttle.lock().unwrap_or_else(|e| e.into_inner()).clone());
+            Err(FetchError::TimedOut {
+                phase: Phase::Vault,
+                timeout,
+                last: last.map(|error| Box::new(FetchError::from(error))),
+            })
+        }
     }
 }
 

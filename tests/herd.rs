@@ -130,12 +130,13 @@ fn herd_succeeds_without_retry_storm() {
 #[test]
 fn herd_past_deadline_reports_what_timed_out() {
     let _turn = ONE_HERD_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    // At 20 requests a second, no process can fetch 40 secrets within 1.5 s.
-    let emulator = herd_emulator(20);
+    // A deadline of 1.5 s overlaps at most three one-second windows of 10 requests, so no
+    // process can fetch 40 secrets in time.
+    let emulator = herd_emulator(10);
 
     let (outcomes, elapsed) = run_herd(&emulator, "1.5");
-    eprintln!("herd past deadline: wall {:.1}s", elapsed.as_secs_f64());
 
+    let mut resolved_counts = Vec::new();
     for outcome in &outcomes {
         outcome.assert_code(KVEXEC_FAILURE);
         let stderr = outcome.stderr_text();
@@ -150,6 +151,7 @@ fn herd_past_deadline_reports_what_timed_out() {
         let resolved: usize = words[0].parse().unwrap_or_else(|_| panic!("bad summary: {summary}"));
         assert_eq!(words[2], REFERENCES.to_string(), "{summary}");
         assert!(resolved < REFERENCES, "{summary}");
+        resolved_counts.push(resolved);
 
         let timed_out: Vec<&str> = stderr
             .lines()
@@ -162,4 +164,22 @@ fn herd_past_deadline_reports_what_timed_out() {
         // The deadline covers the fetches; process start and the token add a little.
         assert!(outcome.elapsed < Duration::from_secs(20), "took {:?}", outcome.elapsed);
     }
+    // A reference still waiting for its first attempt reports the vault's latest 429.
+    let throttle_named = outcomes
+        .iter()
+        .filter(|outcome| outcome.stderr_text().contains("kept throttling requests (429 Throttled)"))
+        .count();
+    assert!(throttle_named > 0, "no report names the throttling");
+
+    let slowest = outcomes.iter().map(|outcome| outcome.elapsed).max().unwrap_or_default();
+    eprintln!(
+        "herd past deadline: wall {:.1}s, slowest process {:.1}s, references resolved per process: \
+         min {}, max {}, total {}; {throttle_named} of {PROCESSES} reports name the 429",
+        elapsed.as_secs_f64(),
+        slowest.as_secs_f64(),
+        resolved_counts.iter().min().unwrap_or(&0),
+        resolved_counts.iter().max().unwrap_or(&0),
+        resolved_counts.iter().sum::<usize>(),
+    );
+    eprintln!("{}", outcomes[0].stderr_text().lines().rev().take(3).collect::<Vec<_>>().join("\n"));
 }
