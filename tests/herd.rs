@@ -1,6 +1,6 @@
 //! A herd of kvexec processes started at once against one throttled vault: all of them
 //! must succeed without a retry storm, and with too short a deadline all of them must stop
-//! in time and say what was left unresolved.
+//! in time and report what was left unresolved.
 //!
 //! Every process reads the same 40 secrets, as the pods of one deployment do. The emulator
 //! admits a fixed number of requests per vault and second and answers the rest with 429
