@@ -3,7 +3,9 @@
 //!
 //! Env files are parsed by dotenvy 0.15, so they follow its dotenv syntax: `KEY=value`,
 //! an optional `export ` prefix, `#` comments, single quotes (literal) and double quotes
-//! (with `\n`, `\"`, `\\` and `\$` escapes, and values spanning several lines).
+//! (with `\n`, `\"`, `\\` and `\$` escapes, and values spanning several lines). A
+//! single-quoted value that ends in a backslash is rejected, because dotenvy 0.15 reads
+//! the lines after it into the value.
 //!
 //! dotenvy also expands `$NAME` and `${NAME}` outside single quotes. It looks the name up
 //! in the real process environment of kvexec first and only then among the earlier lines of
@@ -127,6 +129,14 @@ pub enum EnvFileError {
         first_line: usize,
         last_line: usize,
     },
+
+    #[error(
+        "env file {} on line {line} has a backslash right before the closing single quote, \
+         which dotenvy 0.15 misreads as an escaped quote; use double quotes and write the \
+         backslash as \\\\",
+        .path.display()
+    )]
+    BackslashBeforeQuote { path: PathBuf, line: usize },
 }
 
 /// Formats "line 3" or "lines 3-5".
@@ -172,6 +182,15 @@ fn parse_env_file(path: &Path) -> Result<Vec<(String, String)>, EnvFileError> {
     // environment, not in the iterator used here.
     let content = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
 
+    // The check above makes this conversion succeed.
+    let text = std::str::from_utf8(content).unwrap_or_default();
+    if let Some(line) = backslash_before_closing_quote(text) {
+        return Err(EnvFileError::BackslashBeforeQuote {
+            path: path.to_owned(),
+            line,
+        });
+    }
+
     let last_line = Cell::new(0);
     let reader = LineByLineReader {
         rest: content,
@@ -214,6 +233,63 @@ fn parse_env_file(path: &Path) -> Result<Vec<(String, String)>, EnvFileError> {
         }
     }
     Ok(assignments)
+}
+
+/// Returns the 1-based number of the first line where a single-quoted value has a
+/// backslash right before its closing quote.
+///
+/// dotenvy 0.15 disagrees with itself there. Its value parser keeps a backslash inside
+/// single quotes and ends the value at the quote. The code that joins the lines of a
+/// multi-line value reads `\'` as an escaped quote, though, and reads on. So
+/// `A='C:\'` followed by `A='D:\'` gives A both lines as its value, a wrong value with
+/// no error. This function mirrors that line joiner (`eval_end_state` and `QuotedLines` in
+/// dotenvy 0.15's `iter.rs`) to find the spot before dotenvy reads the file.
+fn backslash_before_closing_quote(content: &str) -> Option<usize> {
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum State {
+        Complete,
+        WhiteSpace,
+        Escape,
+        Single,
+        SingleEscape,
+        Double,
+        DoubleEscape,
+    }
+
+    let mut state = State::Complete;
+    for (index, line) in content.split_inclusive('\n').enumerate() {
+        // The joiner skips a line that starts a record with '#', so quotes there do not count.
+        if state == State::Complete && line.trim_start().starts_with('#') {
+            continue;
+        }
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
+            state = match (state, c) {
+                (State::WhiteSpace, '#') => {
+                    // A comment ends the record at the end of this line.
+                    state = State::Complete;
+                    break;
+                }
+                (State::Complete | State::WhiteSpace, '\\') => State::Escape,
+                (State::Complete | State::WhiteSpace, '"') => State::Double,
+                (State::Complete | State::WhiteSpace, '\'') => State::Single,
+                (State::Complete, c) if c.is_whitespace() && c != '\n' && c != '\r' => State::WhiteSpace,
+                (State::Complete | State::WhiteSpace | State::Escape, _) => State::Complete,
+                (State::Double, '\\') => State::DoubleEscape,
+                (State::Double, '"') => State::Complete,
+                (State::Double, _) | (State::DoubleEscape, _) => State::Double,
+                (State::Single, '\\') => {
+                    if chars.peek() == Some(&'\'') {
+                        return Some(index + 1);
+                    }
+                    State::SingleEscape
+                }
+                (State::Single, '\'') => State::Complete,
+                (State::Single, _) | (State::SingleEscape, _) => State::Single,
+            };
+        }
+    }
+    None
 }
 
 /// Returns the 1-based number of the line that contains byte `offset`.
@@ -780,6 +856,32 @@ mod tests {
         let message = error.to_string();
         assert!(message.contains("line 3"), "{message}");
         assert!(!message.contains("canary"), "{message}");
+    }
+
+    #[test]
+    fn backslash_before_closing_quote_found() {
+        for (content, expected) in [
+            ("A='C:\\'\nB=1\n", Some(1)),
+            ("A=1\nB='x\\'\n", Some(2)),
+            ("A='multi\nline\\'\n", Some(2)),
+            ("A='C:\\dir\\file'\n", None),
+            ("A='even\\\\'\n", None),
+            ("A=\"C:\\\\\"\n", None),
+            ("A=\"it\\'s\"\n", None),
+            ("# A='x\\'\nB=1\n", None),
+            ("A=1 # 'x\\'\n", None),
+            ("A=plain\\'\n", None),
+        ] {
+            assert_eq!(backslash_before_closing_quote(content), expected, "{content:?}");
+        }
+    }
+
+    #[test]
+    fn env_file_backslash_before_quote_rejected() {
+        let mut env = Environment::default();
+        let error = load(&mut env, b"A='C:\\'\nA='D:\\'\n").unwrap_err();
+        assert!(matches!(error, EnvFileError::BackslashBeforeQuote { line: 1, .. }), "{error}");
+        assert!(env.vars().is_empty());
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub mod diagnose;
 pub mod environment;
 pub mod exec;
 pub mod logging;
+mod pacer;
+mod protect;
 pub mod reference;
 pub mod resolve;
 pub mod select;
@@ -41,6 +43,8 @@ pub fn run(args: Vec<OsString>, mut env: Environment) -> i32 {
         return print_stdout(&cli::man_page(), "the man page");
     }
     logging::init(cli.verbose, cli.quiet, env.get_str("KVEXEC_LOG"));
+    // The environment may hold AZURE_CLIENT_SECRET already, and every later step adds secrets.
+    let core_dumps = protect::CoreDumpGuard::engage();
 
     for path in &cli.env_files {
         if let Err(error) = env.load_env_file(path) {
@@ -57,11 +61,11 @@ pub fn run(args: Vec<OsString>, mut env: Environment) -> i32 {
     };
     match config.mode {
         Mode::Check { .. } => check::run(config, &env),
-        Mode::Run { .. } => run_command(config, &env),
+        Mode::Run { .. } => run_command(config, &env, &core_dumps),
     }
 }
 
-fn run_command(config: Config, env: &Environment) -> i32 {
+fn run_command(config: Config, env: &Environment, core_dumps: &protect::CoreDumpGuard) -> i32 {
     let Mode::Run { command } = &config.mode else {
         unreachable!("run_command is only called in run mode")
     };
@@ -159,6 +163,7 @@ fn run_command(config: Config, env: &Environment) -> i32 {
             return EXIT_FAILURE;
         }
     };
+    core_dumps.release_for_exec();
     let error = exec::exec(&program, command, child);
     report(&error);
     error.exit_code()

@@ -3,26 +3,27 @@
 
 use crate::credential::{Credential, CredentialError, CredentialSettings};
 use crate::environment::Environment;
+use crate::pacer::{self, VaultPacer};
 use crate::reference::{self, Cloud, Reference, ReferenceError, Scan, SecretId, Vault};
 use crate::select::{self, SelectError};
 use crate::transport::{self, TransportOptions};
 use crate::vault::{self, SecretBundle, VaultError};
-use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
+use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::stream::{self, StreamExt};
 use secrecy::SecretString;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 /// First retry delay after a server error or a broken connection.
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(250);
-/// Longest wait between two attempts.
+/// Maximum wait between two attempts after a server error or a broken connection.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(16);
-/// First wait after a 429 without Retry-After: Key Vault's throttling guidance waits
-/// 1, 2, 4, 8 and 16 seconds.
-const FIRST_THROTTLE_DELAY: Duration = Duration::from_secs(1);
+/// Attempts per secret when the service fails or the connection breaks. Throttled
+/// attempts do not count: they are paced by [`VaultPacer`] and end only at the deadline.
 const MAX_ATTEMPTS: usize = 10;
 
 /// A variable whose value is a reference.
@@ -181,9 +182,15 @@ impl Session {
                 name: PROBE_SECRET_NAME.to_string(),
                 version: None,
             };
+            let vault_state = VaultState::new(settings.concurrency);
+            let sending = Semaphore::new(settings.concurrency);
+            let limits = Limits {
+                vault: &vault_state,
+                sending: &sending,
+            };
             // Only Key Vault's own 404 proves that the identity passed authorization: a 404
             // from a proxy or another server in the way has no SecretNotFound code.
-            match fetch_one(&self.http, &secret, &token, deadline, settings.timeout).await {
+            match fetch_one(&self.http, &secret, &token, limits, deadline, settings.timeout).await {
                 Ok(_) => Ok(Probe::VaultReachable),
                 Err(FetchError::Vault(VaultError::Service { status: 404, code, .. })) if code == "SecretNotFound" => {
                     Ok(Probe::VaultReachable)
@@ -257,18 +264,31 @@ pub async fn fetch_all(
     let (tokens, _) = futures_util::future::join(futures_util::future::join_all(token_requests), warm_up_all).await;
     let tokens: BTreeMap<Cloud, Result<SecretString, FetchError>> = tokens.into_iter().collect();
 
+    let vault_states: BTreeMap<String, VaultState> = hosts
+        .into_iter()
+        .map(|host| (host, VaultState::new(settings.concurrency)))
+        .collect();
+    let sending = Semaphore::new(settings.concurrency);
+    let fetch_count = secrets.len().max(1);
+
+    // Every fetch starts at once and waits in its vault's pacer and in `sending`, so a
+    // paused vault does not hold back the fetches from another vault.
     stream::iter(secrets)
         .map(|secret| {
             let token = &tokens[&secret.vault.cloud];
+            let limits = Limits {
+                vault: &vault_states[&secret.vault.host()],
+                sending: &sending,
+            };
             async move {
                 let result = match token {
-                    Ok(token) => fetch_and_explain(http, &secret, token, deadline, settings.timeout).await,
+                    Ok(token) => fetch_and_explain(http, &secret, token, limits, deadline, settings.timeout).await,
                     Err(error) => Err(error.clone()),
                 };
                 (secret, result.map(Arc::new))
             }
         })
-        .buffer_unordered(settings.concurrency)
+        .buffer_unordered(fetch_count)
         .collect()
         .await
 }
@@ -279,10 +299,11 @@ async fn fetch_and_explain(
     http: &reqwest::Client,
     secret: &SecretId,
     token: &SecretString,
+    limits: Limits<'_>,
     deadline: Instant,
     timeout: Duration,
 ) -> Result<SecretBundle, FetchError> {
-    let error = match fetch_one(http, secret, token, deadline, timeout).await {
+    let error = match fetch_one(http, secret, token, limits, deadline, timeout).await {
         Err(FetchError::Vault(error @ VaultError::Service { status: 404, .. })) if secret.version.is_some() => error,
         other => return other,
     };
@@ -300,74 +321,119 @@ async fn fetch_and_explain(
     }
 }
 
-/// Fetches one secret, retrying transient failures until the deadline.
+/// The state of one vault shared by every fetch from it.
+struct VaultState {
+    pacer: VaultPacer,
+    /// The latest 429 from the vault. A fetch that the pacer held back until the deadline
+    /// never got an answer of its own, so this is its reason.
+    last_throttle: std::sync::Mutex<Option<VaultError>>,
+}
+
+impl VaultState {
+    fn new(concurrency: usize) -> VaultState {
+        VaultState {
+            pacer: VaultPacer::new(concurrency),
+            last_throttle: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+/// The limits a request waits for: its vault's pacer, and a place among the
+/// `--concurrency` requests in flight over all vaults.
+#[derive(Clone, Copy)]
+struct Limits<'a> {
+    vault: &'a VaultState,
+    sending: &'a Semaphore,
+}
+
+/// Fetches one secret until it succeeds, fails for good, or the deadline passes.
+///
+/// A 429 is retried whenever the vault's pacer admits the request again, for as long as
+/// the deadline allows. Server errors and broken connections are retried after an
+/// exponential backoff with jitter, at most [`MAX_ATTEMPTS`] times.
 async fn fetch_one(
     http: &reqwest::Client,
     secret: &SecretId,
     token: &SecretString,
+    limits: Limits<'_>,
     deadline: Instant,
     timeout: Duration,
 ) -> Result<SecretBundle, FetchError> {
-    let last_error: Mutex<Option<VaultError>> = Mutex::new(None);
-    let backoff = ExponentialBuilder::default()
-        .with_min_delay(FIRST_RETRY_DELAY)
-        .with_max_delay(MAX_RETRY_DELAY)
-        .with_max_times(MAX_ATTEMPTS - 1)
-        .with_jitter()
-        .build();
-    let attempt = || async {
-        let started = std::time::Instant::now();
-        let result = vault::get_secret(http, secret, token).await;
-        match &result {
-            Ok(bundle) => tracing::debug!(
-                secret = %secret,
-                version = %bundle.version,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "secret fetched"
-            ),
-            Err(error) => tracing::debug!(secret = %secret, %error, "secret fetch failed"),
-        }
-        result
-    };
-    let retrying = attempt
-        .retry(backoff)
-        .when(VaultError::is_retryable)
-        .adjust(|error, delay| {
-            let delay = delay?;
-            Some(retry_delay(error, delay))
-        })
-        .notify(|error, delay| {
-            tracing::info!(secret = %secret, %error, delay_ms = delay.as_millis() as u64, "retrying");
-            *last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.clone());
-        });
+    let mut last_error: Option<VaultError> = None;
+    let attempts = async {
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(FIRST_RETRY_DELAY)
+            .with_max_delay(MAX_RETRY_DELAY)
+            .with_max_times(MAX_ATTEMPTS - 1)
+            .with_jitter()
+            .build();
+        loop {
+            let permit = limits.vault.pacer.acquire().await;
+            let result = {
+                // Acquiring fails only on a closed semaphore, and nothing closes this one.
+                let _sending = limits.sending.acquire().await.ok();
+                let started = std::time::Instant::now();
+                let result = vault::get_secret(http, secret, token).await;
+                let elapsed_ms = started.elapsed().as_millis() as u64;
+                match &result {
+                    Ok(bundle) => tracing::debug!(secret = %secret, version = %bundle.version, elapsed_ms, "secret fetched"),
+                    Err(error) => tracing::debug!(secret = %secret, %error, elapsed_ms, "secret fetch failed"),
+                }
+                result
+            };
+            let error = match result {
+                Ok(bundle) => {
+                    permit.finish(pacer::Outcome::Succeeded);
+                    return Ok(bundle);
+                }
+                Err(error) => error,
+            };
 
-    match tokio::time::timeout_at(deadline, retrying).await {
+            if let VaultError::Service { status: 429, retry_after, .. } = &error {
+                permit.finish(pacer::Outcome::Throttled(*retry_after));
+                *limits.vault.last_throttle.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.clone());
+                last_error = Some(error);
+                continue;
+            }
+            permit.finish(pacer::Outcome::Failed);
+            if !error.is_retryable() {
+                return Err(error);
+            }
+            let Some(backoff_delay) = backoff.next() else {
+                return Err(error);
+            };
+            let delay = retry_delay(&error, backoff_delay);
+            tracing::info!(secret = %secret, %error, delay_ms = delay.as_millis() as u64, "retrying");
+            last_error = Some(error);
+            tokio::time::sleep(delay).await;
+        }
+    };
+
+    let outcome = tokio::time::timeout_at(deadline, attempts).await;
+    match outcome {
         Ok(result) => result.map_err(FetchError::from),
-        Err(_) => Err(FetchError::TimedOut {
-            phase: Phase::Vault,
-            timeout,
-            last: last_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take()
-                .map(|error| Box::new(FetchError::from(error))),
-        }),
+        Err(_) => {
+            let last = last_error.or_else(|| limits.vault.last_throttle.lock().unwrap_or_else(|e| e.into_inner()).clone());
+            Err(FetchError::TimedOut {
+                phase: Phase::Vault,
+                timeout,
+                last: last.map(|error| Box::new(FetchError::from(error))),
+            })
+        }
     }
 }
 
-/// The wait before the next attempt: the service's Retry-After when given, with up to
-/// 50% added at random so that many processes throttled together do not return together;
-/// for a 429 without it, at least the 1 s Key Vault's guidance starts with.
+/// Returns the wait before retrying a server error or a broken connection: the service's
+/// Retry-After when it sent one, with up to 50% added at random so that processes that
+/// failed together do not return together, else the backoff delay.
 fn retry_delay(error: &VaultError, backoff_delay: Duration) -> Duration {
-    if let Some(requested) = error.retry_after() {
-        let spread = requested.mul_f64(fastrand::f64() * 0.5);
-        return (requested + spread).min(MAX_RETRY_DELAY * 2);
+    match error.retry_after() {
+        Some(requested) => {
+            let spread = requested.mul_f64(fastrand::f64() * 0.5);
+            (requested + spread).min(MAX_RETRY_DELAY * 2)
+        }
+        None => backoff_delay,
     }
-    if matches!(error, VaultError::Service { status: 429, .. }) {
-        let floor = FIRST_THROTTLE_DELAY + FIRST_THROTTLE_DELAY.mul_f64(fastrand::f64());
-        return backoff_delay.saturating_mul(4).max(floor).min(MAX_RETRY_DELAY);
-    }
-    backoff_delay
 }
 
 #[cfg(test)]
@@ -388,17 +454,10 @@ mod tests {
     #[test]
     fn retry_after_is_honored_with_spread() {
         for _ in 0..100 {
-            let delay = retry_delay(&service(429, Some(Duration::from_secs(2))), Duration::from_millis(300));
+            let delay = retry_delay(&service(503, Some(Duration::from_secs(2))), Duration::from_millis(300));
             assert!(delay >= Duration::from_secs(2), "{delay:?}");
             assert!(delay <= Duration::from_secs(3), "{delay:?}");
         }
-    }
-
-    #[test]
-    fn throttle_without_retry_after_waits_at_least_a_second() {
-        let delay = retry_delay(&service(429, None), Duration::from_millis(250));
-        assert!(delay >= Duration::from_secs(1), "{delay:?}");
-        assert!(delay <= MAX_RETRY_DELAY);
     }
 
     #[test]

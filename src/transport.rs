@@ -239,6 +239,70 @@ impl Resolve for OverrideResolver {
     }
 }
 
+/// The HTTPS client as the transport of the credential library.
+///
+/// azure_core 1.1 retries every transport error until its retry budget is spent, and that
+/// budget is the run's whole deadline. A TLS handshake failure (an untrusted CA, a
+/// TLS-intercepting proxy) or a failed DNS lookup does not heal within seconds. So this
+/// transport turns them into errors the library does not retry, and the run stops at once
+/// with the cause instead of at the deadline with a bare timeout.
+#[derive(Debug, Clone)]
+pub struct CredentialTransport(pub reqwest::Client);
+
+#[async_trait::async_trait]
+impl azure_core::http::HttpClient for CredentialTransport {
+    async fn execute_request(
+        &self,
+        request: &azure_core::http::Request,
+    ) -> azure_core::Result<azure_core::http::AsyncRawResponse> {
+        let host = request.url().host_str().unwrap_or_default().to_string();
+        match self.0.execute_request(request).await {
+            Err(error) if is_permanent_network_failure(&error) => Err(azure_core::Error::with_error(
+                azure_core::error::ErrorKind::Other,
+                error,
+                "the token request failed in a way that retrying cannot fix",
+            )),
+            // The library retries these until the deadline, after which kvexec reports only
+            // the timeout, so the cause is logged here.
+            Err(error) => {
+                tracing::warn!(%host, error = %error_chain(&error), "the token request failed; retrying");
+                Err(error)
+            }
+            Ok(response) => {
+                let status = u16::from(response.status());
+                if matches!(status, 408 | 429 | 500 | 502 | 503 | 504) {
+                    tracing::warn!(%host, status, "the token endpoint returned HTTP {status}; retrying");
+                }
+                Ok(response)
+            }
+        }
+    }
+}
+
+/// Joins an error and its sources with ": ", as one line.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn is_permanent_network_failure(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(cause) = current {
+        if let Some(reqwest_error) = cause.downcast_ref::<reqwest::Error>() {
+            let (failure, _) = crate::vault::classify_network(reqwest_error);
+            return matches!(failure, crate::vault::NetworkFailure::Dns | crate::vault::NetworkFailure::Tls);
+        }
+        current = cause.source();
+    }
+    false
+}
+
 /// A DNS lookup failure, kept as a type so diagnostics can tell it from other errors.
 #[derive(Debug, thiserror::Error)]
 #[error("DNS lookup of {host} failed: {source}")]

@@ -436,6 +436,17 @@ mod tests {
     }
 
     #[test]
+    fn wrapped_tls_error_found_at_any_depth() {
+        let tls = || rustls::Error::General("handshake".into());
+        let once = std::io::Error::new(std::io::ErrorKind::InvalidData, tls());
+        assert!(wrapped_rustls_error(&once).is_some());
+        let twice = std::io::Error::other(std::io::Error::new(std::io::ErrorKind::InvalidData, tls()));
+        assert!(wrapped_rustls_error(&twice).is_some());
+        let plain = std::io::Error::other("connection refused");
+        assert!(wrapped_rustls_error(&plain).is_none());
+    }
+
+    #[test]
     fn clean_message_strips_control_characters() {
         assert_eq!(clean_message("a\r\nb\u{1b}[31m"), "a  b [31m");
     }

@@ -537,6 +537,12 @@ fn apply_fault(
             },
         )),
         Fault::NoResponse => Outcome::NoResponse,
+        Fault::Redirect { status, location } => {
+            let message = format!("Injected redirect to {location}.");
+            let mut response = headers.error(status, "Redirect", &message, None);
+            response::set_header(&mut response, "location", &location);
+            Outcome::Reply(response)
+        }
         Fault::ResetConnection => {
             let body = Bytes::from(bundle_bytes());
             Outcome::Reply(headers.finish(partial_body(Some(connection.clone()), body)))

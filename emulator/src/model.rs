@@ -682,6 +682,9 @@ pub enum Fault {
     /// Responds 200 with a valid secret bundle larger than 1 MiB, streamed without a
     /// `Content-Length`.
     OversizedBody,
+    /// Responds with a redirect `status` (such as 302 or 307) to `location`, as a proxy or
+    /// a captive portal between client and vault might.
+    Redirect { status: u16, location: String },
     /// Responds with this status and a Key Vault error body (`Throttled` for 429),
     /// with `Retry-After` seconds when given.
     Status {

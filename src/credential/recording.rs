@@ -6,26 +6,24 @@
 //! reports a JSON error instead of the response and its AADSTS codes. kvexec reads the
 //! codes from the response kept here instead.
 //!
-//! A DNS or TLS failure is also turned into an error the library's retry policy does not
-//! retry: it does not heal within the deadline, and retries would hide its cause behind a
-//! timeout.
+//! Requests go through [`CredentialTransport`], which stops the library from retrying DNS
+//! and TLS failures.
 
-use crate::vault::{classify_network, NetworkFailure};
-use azure_core::error::ErrorKind;
+use crate::transport::CredentialTransport;
 use azure_core::http::{AsyncRawResponse, HttpClient, Request};
 use std::sync::{Arc, Mutex};
 
 /// kvexec's HTTP client, remembering the status and body of the last non-2xx response.
 #[derive(Debug)]
 pub struct RecordingClient {
-    inner: reqwest::Client,
+    inner: CredentialTransport,
     last_error: Mutex<Option<(u16, Vec<u8>)>>,
 }
 
 impl RecordingClient {
     pub fn new(inner: reqwest::Client) -> Arc<RecordingClient> {
         Arc::new(RecordingClient {
-            inner,
+            inner: CredentialTransport(inner),
             last_error: Mutex::new(None),
         })
     }
@@ -46,13 +44,7 @@ impl HttpClient for RecordingClient {
     async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
         // A retry that fails without a response must not leave an older response behind.
         *self.slot() = None;
-        let response = match self.inner.execute_request(request).await {
-            Ok(response) => response,
-            Err(error) if is_permanent(&error) => {
-                return Err(azure_core::Error::with_error(ErrorKind::Other, error, "the token request failed"));
-            }
-            Err(error) => return Err(error),
-        };
+        let response = self.inner.execute_request(request).await?;
         if response.status().is_success() {
             return Ok(response);
         }
@@ -63,15 +55,3 @@ impl HttpClient for RecordingClient {
     }
 }
 
-/// Checks whether a failed request failed in DNS or TLS, where a retry does not help.
-fn is_permanent(error: &azure_core::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(cause) = source {
-        if let Some(reqwest_error) = cause.downcast_ref::<reqwest::Error>() {
-            let (failure, _) = classify_network(reqwest_error);
-            return matches!(failure, NetworkFailure::Dns | NetworkFailure::Tls);
-        }
-        source = cause.source();
-    }
-    false
-}
