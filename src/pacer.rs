@@ -41,6 +41,9 @@ const FIRST_THROTTLE_PAUSE: Duration = Duration::from_secs(1);
 const MAX_THROTTLE_PAUSE: Duration = Duration::from_secs(16);
 /// Maximum pause honored from Retry-After. The run's deadline usually ends it sooner.
 const MAX_REQUESTED_PAUSE: Duration = Duration::from_secs(32);
+/// Minimum pause after the first 429 that carries Retry-After, doubled for each
+/// consecutive episode, so that `Retry-After: 0` cannot make the process retry in a loop.
+const MIN_REQUESTED_PAUSE: Duration = Duration::from_millis(100);
 
 /// Admission of requests to one vault host, shared by every fetch of this process.
 pub struct VaultPacer {
@@ -187,12 +190,16 @@ impl VaultPacer {
     }
 }
 
-/// Returns the pause after a throttle episode: Retry-After when the service sent it, else 1, 2, 4,
-/// 8 and 16 s for consecutive episodes. Up to 100% is added at random, so processes
+/// Returns the pause after a throttle episode: Retry-After when the service sent it (at
+/// least 0.1 s, doubled per consecutive episode), else 1, 2, 4, 8 and 16 s for consecutive
+/// episodes. Up to 100% is added at random, so processes
 /// throttled together return spread over a whole period instead of together.
 fn throttle_pause(retry_after: Option<Duration>, consecutive_episodes: u32) -> Duration {
     let base = match retry_after {
-        Some(requested) => requested.min(MAX_REQUESTED_PAUSE),
+        Some(requested) => {
+            let doublings = consecutive_episodes.saturating_sub(1).min(8);
+            requested.max(MIN_REQUESTED_PAUSE * 2u32.pow(doublings)).min(MAX_REQUESTED_PAUSE)
+        }
         None => {
             let doublings = consecutive_episodes.saturating_sub(1).min(4);
             (FIRST_THROTTLE_PAUSE * 2u32.pow(doublings)).min(MAX_THROTTLE_PAUSE)
@@ -215,6 +222,15 @@ mod tests {
             let pause = throttle_pause(Some(Duration::from_secs(2)), 1);
             assert!(pause >= Duration::from_secs(2), "{pause:?}");
             assert!(pause <= Duration::from_secs(4), "{pause:?}");
+        }
+    }
+
+    #[test]
+    fn zero_retry_after_still_backs_off() {
+        for (episodes, floor_ms) in [(1, 100), (2, 200), (4, 800), (20, 25_600)] {
+            let pause = throttle_pause(Some(Duration::ZERO), episodes);
+            assert!(pause >= Duration::from_millis(floor_ms), "{episodes}: {pause:?}");
+            assert!(pause <= Duration::from_millis(floor_ms * 2), "{episodes}: {pause:?}");
         }
     }
 

@@ -491,11 +491,11 @@ fn selector_failure_names_key() {
 
 #[test]
 fn throttled_after_retries() {
-    // Retry-After: 0 lets all attempts run at once, so the run ends on the last 429
-    // instead of the deadline.
+    // Throttled attempts go on until the deadline; Retry-After: 0 only shortens the pauses,
+    // which still double from 0.1 s, so a 2 s deadline sees several attempts.
     let emulator = emulator();
     emulator.set_throttle(Some(Throttle { requests_per_second: 0, retry_after: Some(0) }));
-    Report::run(|| Kvexec::new(&emulator).env("DB_PASSWORD", secret_url(demo::PASSWORD_SECRET)))
+    Report::run(|| Kvexec::new(&emulator).args(["--timeout", "2"]).env("DB_PASSWORD", secret_url(demo::PASSWORD_SECRET)))
         .assert_code(CHECK_FAILED)
         .assert_error(
             Some("DB_PASSWORD"),
