@@ -132,16 +132,19 @@ fn reference_rows(
             let variable = Some(entry.variable.to_string_lossy().into_owned());
             let reference = Some(entry.reference.to_string());
             let row = match result {
-                Ok(resolved) => Row {
-                    variable,
-                    reference,
-                    status: OK,
-                    version: Some(resolved.bundle.version.clone()),
-                    updated: resolved.bundle.updated.and_then(format_time),
-                    content_type: resolved.bundle.content_type.clone(),
-                    reason: None,
-                    hint: None,
-                    credential: Some(credential.to_string()),
+                Ok(resolved) => match value_problem(&entry.variable, &resolved.value) {
+                    Some(diagnosis) => Row::failed(variable, reference, diagnosis, Some(credential.to_string())),
+                    None => Row {
+                        variable,
+                        reference,
+                        status: OK,
+                        version: Some(resolved.bundle.version.clone()),
+                        updated: resolved.bundle.updated.and_then(format_time),
+                        content_type: resolved.bundle.content_type.clone(),
+                        reason: None,
+                        hint: None,
+                        credential: Some(credential.to_string()),
+                    },
                 },
                 Err(failure) => {
                     let diagnosis = diagnose::failure(&failure, &entry.reference.secret, context);
@@ -177,6 +180,30 @@ fn probe_row(session: &Session, vault: Option<&Vault>, settings: FetchSettings, 
             Row::failed(None, reference, diagnosis, Some(credential.to_string()))
         }
     }
+}
+
+/// Checks what a run would reject when it builds the child's environment: a NUL byte,
+/// which no environment variable can hold, and a `NAME=VALUE` string over Linux's limit.
+fn value_problem(variable: &std::ffi::OsStr, value: &secrecy::SecretString) -> Option<Diagnosis> {
+    use secrecy::ExposeSecret;
+    let value = value.expose_secret();
+    if value.contains('\0') {
+        return Some(Diagnosis {
+            reason: "the resolved value contains a NUL byte, which an environment variable cannot hold".to_string(),
+            hint: Some("store the value without NUL bytes, for example base64-encoded".to_string()),
+        });
+    }
+    let bytes = variable.len() + 1 + value.len();
+    if bytes > crate::exec::MAX_ARG_STRLEN {
+        return Some(Diagnosis {
+            reason: format!(
+                "NAME=VALUE is {bytes} bytes, over the Linux limit of {} bytes for one environment string",
+                crate::exec::MAX_ARG_STRLEN
+            ),
+            hint: Some("select a smaller part with #key, or pass the value in a file".to_string()),
+        });
+    }
+    None
 }
 
 fn format_time(unix_seconds: i64) -> Option<String> {
@@ -219,10 +246,10 @@ pub fn render_table(rows: &[Row], credential: &str) -> String {
                 }
             };
             [
-                row.variable.clone().unwrap_or_else(|| "(connection)".to_string()),
+                diagnose::one_line(row.variable.as_deref().unwrap_or("(connection)")),
                 row.reference.clone().unwrap_or_else(|| "-".to_string()),
                 row.status.to_string(),
-                detail,
+                diagnose::one_line(&detail),
             ]
         })
         .collect();

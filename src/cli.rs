@@ -136,8 +136,23 @@ pub fn man_page() -> Vec<u8> {
 
 /// Parses argv. On help, version or a usage error, prints it and returns the exit status.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, i32> {
-    match Cli::try_parse_from(args) {
-        Ok(cli) => Ok(cli),
+    let args: Vec<OsString> = args.into_iter().collect();
+    match Cli::try_parse_from(&args) {
+        Ok(cli) => {
+            // COMMAND accepts leading hyphens so that its own options pass through, which
+            // also turns a misspelt kvexec option into COMMAND; without `--` it is a typo.
+            let explicit = args.iter().any(|arg| arg == "--");
+            match cli.command.first().and_then(|first| first.to_str()) {
+                Some(first) if first.starts_with('-') && !explicit => {
+                    eprintln!(
+                        "error: unexpected argument '{first}'; see 'kvexec --help' for the options, \
+                         or put '--' before a COMMAND whose name starts with '-'"
+                    );
+                    Err(crate::diagnose::EXIT_FAILURE)
+                }
+                _ => Ok(cli),
+            }
+        }
         Err(error) => {
             let code = if error.use_stderr() { crate::diagnose::EXIT_FAILURE } else { 0 };
             let _ = error.print();
@@ -160,6 +175,13 @@ mod tests {
         assert_eq!(cli.verbose, 1);
         assert!(!cli.check);
         assert_eq!(cli.command, ["dbt", "run", "--check", "-q"]);
+    }
+
+    #[test]
+    fn misspelt_option_is_rejected() {
+        assert!(parse(["kvexec", "--tmeout", "5", "true"].map(OsString::from)).is_err());
+        let cli = parse(["kvexec", "--", "-weird", "x"].map(OsString::from)).unwrap();
+        assert_eq!(cli.command, ["-weird", "x"]);
     }
 
     #[test]

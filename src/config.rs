@@ -152,7 +152,7 @@ fn read_secret_file(path: &Path) -> Result<SecretString, ConfigError> {
 pub enum ConfigError {
     #[error("invalid default vault URL: {0}")]
     DefaultVault(String),
-    #[error("invalid timeout '{0}': expected a number of seconds greater than 0, e.g. --timeout 30")]
+    #[error("invalid timeout '{0}': expected a number of seconds greater than 0 and at most 86400, e.g. --timeout 30")]
     Timeout(String),
     #[error("invalid concurrency '{0}': expected a whole number from 1 to 1024, e.g. --concurrency 32")]
     Concurrency(String),

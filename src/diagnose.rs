@@ -45,6 +45,19 @@ impl fmt::Display for Diagnosis {
     }
 }
 
+/// Escapes control characters (newlines, terminal escapes) so that `text` prints as one line.
+pub fn one_line(text: &str) -> String {
+    let mut line = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    line
+}
+
 /// Facts about the run that make hints precise.
 #[derive(Debug, Clone, Default)]
 pub struct Context {

@@ -17,7 +17,7 @@ const SHELL: &CStr = c"/bin/sh";
 
 /// Linux rejects any single argument or `NAME=VALUE` string longer than 32 pages
 /// (MAX_ARG_STRLEN). NOTE: this assumes 4 KiB pages, as on x86-64.
-const MAX_ARG_STRLEN: usize = 32 * 4096;
+pub const MAX_ARG_STRLEN: usize = 32 * 4096;
 
 /// Finds COMMAND the way execvp does: a name with a slash is used as is, otherwise each
 /// PATH entry is tried in order, an empty entry meaning the current directory. Without a

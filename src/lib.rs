@@ -42,7 +42,6 @@ pub fn run(args: Vec<OsString>, mut env: Environment) -> i32 {
     if cli.man {
         return print_stdout(&cli::man_page(), "the man page");
     }
-    logging::init(cli.verbose, cli.quiet, env.get_str("KVEXEC_LOG"));
     // The environment may hold AZURE_CLIENT_SECRET already, and every later step adds secrets.
     let core_dumps = protect::CoreDumpGuard::engage();
 
@@ -52,6 +51,8 @@ pub fn run(args: Vec<OsString>, mut env: Environment) -> i32 {
             return EXIT_FAILURE;
         }
     }
+    // After the env files, so that one of them can set KVEXEC_LOG too.
+    logging::init(cli.verbose, cli.quiet, env.get_str("KVEXEC_LOG"));
     let config = match Config::new(cli, &env) {
         Ok(config) => config,
         Err(error) => {
@@ -73,85 +74,39 @@ fn run_command(config: Config, env: &Environment, core_dumps: &protect::CoreDump
     let (planned, malformed) = resolve::plan(env, config.default_vault.as_ref());
     if !malformed.is_empty() {
         for entry in &malformed {
-            eprintln!("kvexec: {}: {}", entry.variable.to_string_lossy(), entry.error);
+            report(&format!("{}: {}", entry.variable.to_string_lossy(), entry.error));
         }
-        eprintln!("kvexec: {} invalid reference(s); the command was not started", malformed.len());
+        report(&format!("{} invalid reference(s); the command was not started", malformed.len()));
         return EXIT_FAILURE;
     }
 
-    // Find COMMAND before any secret is fetched, so a typo fails fast.
-    let program = match exec::find_program(&command[0], env.get("PATH")) {
-        Ok(program) => program,
-        Err(error) => {
-            report(&error);
-            return error.exit_code();
+    // Find COMMAND before any secret is fetched, so a typo fails fast. When PATH itself is
+    // a reference, only the resolved PATH can be searched.
+    let path_is_reference = planned.iter().any(|entry| entry.variable == "PATH");
+    let early_program = if path_is_reference {
+        None
+    } else {
+        match exec::find_program(&command[0], env.get("PATH")) {
+            Ok(program) => Some(program),
+            Err(error) => {
+                report(&error);
+                return error.exit_code();
+            }
         }
     };
 
-    let mut values = Vec::with_capacity(planned.len());
-    if !planned.is_empty() {
+    let values = if planned.is_empty() {
+        Vec::new()
+    } else {
         let settings = FetchSettings {
             concurrency: config.concurrency,
             timeout: config.timeout,
         };
-        let session = match Session::new(&config.transport, config.credential) {
-            Ok(session) => session,
-            Err(SetupError::Credential(error)) => {
-                report(&diagnose::credential_error(&error));
-                return EXIT_FAILURE;
-            }
-            Err(error) => {
-                report(&error);
-                return EXIT_FAILURE;
-            }
-        };
-        let context = diagnose::Context {
-            tenant_id: session.credential().tenant_id().map(str::to_string),
-        };
-        let mut failed = 0;
-        // A failed credential fails every reference of its cloud the same way, so its long
-        // explanation is printed once, after the per-reference lines.
-        let mut credential_failures: Vec<String> = Vec::new();
-        for (entry, result) in planned.iter().zip(session.resolve(&planned, settings)) {
-            match result {
-                Ok(resolved) => values.push((entry.index, resolved.value)),
-                Err(Failure::Fetch(FetchError::Credential(error))) => {
-                    failed += 1;
-                    eprintln!(
-                        "kvexec: {}: {}: no token, because the {} credential failed (see below)",
-                        entry.variable.to_string_lossy(),
-                        entry.reference,
-                        error.selection.kind
-                    );
-                    let explanation = diagnose::credential_error(&error).to_string();
-                    if !credential_failures.contains(&explanation) {
-                        credential_failures.push(explanation);
-                    }
-                }
-                Err(failure) => {
-                    failed += 1;
-                    let diagnosis = diagnose::failure(&failure, &entry.reference.secret, &context);
-                    eprintln!(
-                        "kvexec: {}: {}: {}",
-                        entry.variable.to_string_lossy(),
-                        entry.reference,
-                        diagnosis
-                    );
-                }
-            }
+        match resolve_values(&planned, &config.transport, config.credential, settings) {
+            Ok(values) => values,
+            Err(code) => return code,
         }
-        for explanation in &credential_failures {
-            eprintln!("kvexec: {explanation}");
-        }
-        if failed > 0 {
-            eprintln!(
-                "kvexec: resolved {} of {} references, {failed} failed; the command was not started",
-                planned.len() - failed,
-                planned.len()
-            );
-            return EXIT_FAILURE;
-        }
-    }
+    };
 
     let remove: &[&str] = if config.keep_credentials { &[] } else { CREDENTIAL_VARIABLES };
     let child = match ChildEnvironment::build(env, values, remove) {
@@ -160,13 +115,86 @@ fn run_command(config: Config, env: &Environment, core_dumps: &protect::CoreDump
             for error in &errors {
                 report(error);
             }
+            report(&"the command was not started");
             return EXIT_FAILURE;
         }
+    };
+    let program = match early_program {
+        Some(program) => program,
+        None => match exec::find_program(&command[0], child.path()) {
+            Ok(program) => program,
+            Err(error) => {
+                report(&error);
+                return error.exit_code();
+            }
+        },
     };
     core_dumps.release_for_exec();
     let error = exec::exec(&program, command, child);
     report(&error);
     error.exit_code()
+}
+
+/// Resolves every planned reference. On any failure, prints one line per failed variable
+/// and returns the exit status.
+fn resolve_values(
+    planned: &[resolve::Planned],
+    transport: &transport::TransportOptions,
+    credential: credential::CredentialSettings,
+    settings: FetchSettings,
+) -> Result<Vec<(usize, secrecy::SecretString)>, i32> {
+    let session = match Session::new(transport, credential) {
+        Ok(session) => session,
+        Err(SetupError::Credential(error)) => {
+            report(&diagnose::credential_error(&error));
+            return Err(EXIT_FAILURE);
+        }
+        Err(error) => {
+            report(&error);
+            return Err(EXIT_FAILURE);
+        }
+    };
+    let context = diagnose::Context {
+        tenant_id: session.credential().tenant_id().map(str::to_string),
+    };
+
+    let mut values = Vec::with_capacity(planned.len());
+    let mut failed = 0;
+    // A failed credential fails every reference of its cloud the same way, so its long
+    // explanation is printed once, after the per-reference lines.
+    let mut credential_failures: Vec<String> = Vec::new();
+    for (entry, result) in planned.iter().zip(session.resolve(planned, settings)) {
+        let variable = entry.variable.to_string_lossy();
+        match result {
+            Ok(resolved) => values.push((entry.index, resolved.value)),
+            Err(Failure::Fetch(FetchError::Credential(error))) => {
+                failed += 1;
+                let kind = &error.selection.kind;
+                report(&format!("{variable}: {}: no token, because the {kind} credential failed (see below)", entry.reference));
+                let explanation = diagnose::credential_error(&error).to_string();
+                if !credential_failures.contains(&explanation) {
+                    credential_failures.push(explanation);
+                }
+            }
+            Err(failure) => {
+                failed += 1;
+                let diagnosis = diagnose::failure(&failure, &entry.reference.secret, &context);
+                report(&format!("{variable}: {}: {diagnosis}", entry.reference));
+            }
+        }
+    }
+    for explanation in &credential_failures {
+        report(explanation);
+    }
+    if failed > 0 {
+        let resolved = planned.len() - failed;
+        report(&format!(
+            "resolved {resolved} of {} references, {failed} failed; the command was not started",
+            planned.len()
+        ));
+        return Err(EXIT_FAILURE);
+    }
+    Ok(values)
 }
 
 /// Writes `bytes` to stdout and returns the exit status.
@@ -181,6 +209,8 @@ fn print_stdout(bytes: &[u8], what: &str) -> i32 {
     }
 }
 
-fn report(error: &dyn std::fmt::Display) {
-    eprintln!("kvexec: {error}");
+/// Prints one line to stderr, prefixed with `kvexec: `, with control characters escaped,
+/// so that a variable name or a value meant as a reference cannot forge other lines.
+fn report(message: &dyn std::fmt::Display) {
+    eprintln!("kvexec: {}", diagnose::one_line(&message.to_string()));
 }

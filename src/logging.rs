@@ -2,22 +2,32 @@
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs the subscriber. KVEXEC_LOG (a tracing filter such as `kvexec=debug`) wins over
-/// `-v` (debug), `-vv` (trace) and `-q` (errors only).
+/// Installs the subscriber. `-q` (errors only), `-v` (debug) and `-vv` (trace) win over
+/// KVEXEC_LOG, a tracing filter such as `kvexec=debug`; without either, warnings and errors
+/// are logged. An invalid KVEXEC_LOG is reported and replaced by the default.
 pub fn init(verbose: u8, quiet: bool, filter: Option<&str>) {
-    let default = match (quiet, verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "warn,kvexec=debug",
-        (false, _) => "info,kvexec=trace",
+    let from_flags = match (quiet, verbose) {
+        (true, _) => Some("error"),
+        (false, 0) => None,
+        (false, 1) => Some("warn,kvexec=debug"),
+        (false, _) => Some("info,kvexec=trace"),
     };
-    let filter = filter
-        .and_then(|text| EnvFilter::try_new(text).ok())
-        .unwrap_or_else(|| EnvFilter::new(default));
+    let mut invalid = None;
+    let filter = match (from_flags, filter) {
+        (Some(directives), _) => EnvFilter::new(directives),
+        (None, Some(text)) => EnvFilter::try_new(text).unwrap_or_else(|error| {
+            invalid = Some((text.to_string(), error));
+            EnvFilter::new("warn")
+        }),
+        (None, None) => EnvFilter::new("warn"),
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
+    if let Some((text, error)) = invalid {
+        tracing::warn!("invalid KVEXEC_LOG '{text}' ({error}); logging warnings and errors only");
+    }
 }

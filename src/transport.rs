@@ -41,7 +41,8 @@ impl ResolveRule {
             .trim()
             .split_once('=')
             .ok_or_else(|| invalid("expected HOST=IP:PORT"))?;
-        let host = host.trim().to_ascii_lowercase();
+        // A fully qualified name may end with the root's dot; lookups compare without it.
+        let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
         let bare = host.strip_prefix("*.").unwrap_or(&host);
         let valid_host = !bare.is_empty()
             && bare
@@ -142,13 +143,27 @@ pub fn build_client(options: &TransportOptions) -> Result<reqwest::Client, Trans
         } else {
             reqwest::Proxy::http(url)
         }
-        .map_err(|_| TransportError::InvalidProxy { url: url.clone() })?;
+        .map_err(|_| TransportError::InvalidProxy {
+            variables: if https { "HTTPS_PROXY, https_proxy or ALL_PROXY" } else { "http_proxy or ALL_PROXY" },
+            url: without_userinfo(url),
+        })?;
         builder = builder.proxy(proxy.no_proxy(reqwest::NoProxy::from_string(&no_proxy)));
     }
 
     builder
         .build()
         .map_err(|error| TransportError::Tls(error.to_string()))
+}
+
+/// Replaces the user information of a URL (`user:password@`) with `***@`, so an error
+/// message can show the rest.
+fn without_userinfo(url: &str) -> String {
+    let start = url.find("://").map_or(0, |scheme| scheme + 3);
+    let end = url[start..].find(['/', '?', '#']).map_or(url.len(), |end| start + end);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+        None => url.to_string(),
+    }
 }
 
 /// Loads the trust roots: SSL_CERT_FILE and SSL_CERT_DIR when set, else the system store,
@@ -219,6 +234,9 @@ impl Resolve for OverrideResolver {
             .rules
             .iter()
             .filter_map(|rule| rule.specificity(&host).map(|rank| (rank, rule.addr)))
+            // `max_by_key` keeps the last of equal ranks; reversed, the first rule wins, and
+            // the rules from flags come before those from KVEXEC_RESOLVE.
+            .rev()
             .max_by_key(|(rank, _)| *rank)
             .map(|(_, addr)| addr);
         Box::pin(async move {
@@ -316,8 +334,8 @@ pub struct DnsError {
 pub enum TransportError {
     #[error("invalid --resolve rule '{rule}': {reason}")]
     InvalidResolveRule { rule: String, reason: String },
-    #[error("invalid proxy URL in the environment: {url}")]
-    InvalidProxy { url: String },
+    #[error("invalid proxy URL '{url}' in {variables}: expected http://HOST:PORT or https://HOST:PORT")]
+    InvalidProxy { variables: &'static str, url: String },
     #[error("cannot load trust roots from {}: {reason}; check SSL_CERT_FILE and SSL_CERT_DIR", path.display())]
     TrustRoots { path: PathBuf, reason: String },
     #[error("cannot set up TLS: {0}")]
@@ -344,6 +362,18 @@ mod tests {
         for text in ["a.example", "a.example=127.0.0.1", "=127.0.0.1:1", "a b=127.0.0.1:1", "*.=1.2.3.4:5"] {
             assert!(ResolveRule::parse(text).is_err(), "{text}");
         }
+    }
+
+    #[test]
+    fn userinfo_is_hidden() {
+        assert_eq!(without_userinfo("http://user:pw@proxy:3128/x"), "http://***@proxy:3128/x");
+        assert_eq!(without_userinfo("http://proxy:3128"), "http://proxy:3128");
+        assert_eq!(without_userinfo("user:pw@proxy:1"), "***@proxy:1");
+    }
+
+    #[test]
+    fn resolve_rule_drops_trailing_dot() {
+        assert_eq!(rule("Kv.Vault.Azure.Net.=127.0.0.1:1").host, "kv.vault.azure.net");
     }
 
     #[test]

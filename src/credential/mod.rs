@@ -255,6 +255,15 @@ impl Credential {
                 .map_err(invalid)?
             }
             Source::WorkloadIdentity(path) => {
+                // The library reads the file on the runtime's only thread, where a FIFO or a
+                // device would block past the deadline; Kubernetes projects a regular file.
+                let is_regular = std::fs::metadata(path).map(|metadata| metadata.is_file());
+                if let Ok(false) = is_regular {
+                    return Err(CredentialFailure::TokenFileUnreadable {
+                        path: path.clone(),
+                        reason: "it is not a regular file".to_string(),
+                    });
+                }
                 let options = WorkloadIdentityCredentialOptions {
                     credential_options: ClientAssertionCredentialOptions { client_options },
                     client_id: Some(client_id),
