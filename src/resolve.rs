@@ -208,10 +208,17 @@ pub enum FetchError {
     },
 }
 
+/// Requests in flight per vault that speaks HTTP/1.1 when `--concurrency` is not set. Each
+/// one needs its own connection there.
+pub const HTTP1_CONCURRENCY: usize = 32;
+
 /// Settings of one resolution.
 #[derive(Debug, Clone, Copy)]
 pub struct FetchSettings {
-    pub concurrency: usize,
+    /// Maximum requests in flight over all vaults (`--concurrency`). Without it, a vault that
+    /// negotiated HTTP/2 gets every request at once, paced by the stream limit the server
+    /// advertises, and any other vault gets at most [`HTTP1_CONCURRENCY`].
+    pub concurrency: Option<usize>,
     pub timeout: Duration,
 }
 
@@ -239,25 +246,49 @@ pub async fn fetch_all(
         (cloud, token)
     });
     let hosts: BTreeSet<String> = secrets.iter().map(|secret| secret.vault.host()).collect();
-    let warm_ups = hosts.iter().map(|host| vault::warm_up(http, host));
+    let warm_ups = hosts.iter().map(|host| async move { (host.clone(), vault::warm_up(http, host).await) });
     let warm_up_all = tokio::time::timeout_at(deadline, futures_util::future::join_all(warm_ups));
-    let (tokens, _) = futures_util::future::join(futures_util::future::join_all(token_requests), warm_up_all).await;
+    let (tokens, warmed) = futures_util::future::join(futures_util::future::join_all(token_requests), warm_up_all).await;
     let tokens: BTreeMap<Cloud, Result<SecretString, FetchError>> = tokens.into_iter().collect();
+    // A host whose warm-up failed or timed out counts as HTTP/1.1.
+    let http2_hosts: BTreeSet<String> = warmed
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, version)| *version == Some(reqwest::Version::HTTP_2))
+        .map(|(host, _)| host)
+        .collect();
 
-    stream::iter(secrets)
-        .map(|secret| {
-            let token = &tokens[&secret.vault.cloud];
-            async move {
-                let result = match token {
-                    Ok(token) => fetch_one(http, &secret, token, deadline, settings.timeout).await,
-                    Err(error) => Err(error.clone()),
-                };
-                (secret, result.map(Arc::new))
-            }
-        })
-        .buffer_unordered(settings.concurrency)
-        .collect()
-        .await
+    let fetch = |secret: SecretId| {
+        let token = &tokens[&secret.vault.cloud];
+        async move {
+            let result = match token {
+                Ok(token) => fetch_one(http, &secret, token, deadline, settings.timeout).await,
+                Err(error) => Err(error.clone()),
+            };
+            (secret, result.map(Arc::new))
+        }
+    };
+
+    if let Some(limit) = settings.concurrency {
+        return stream::iter(secrets).map(fetch).buffer_unordered(limit).collect().await;
+    }
+
+    let mut by_host: BTreeMap<String, Vec<SecretId>> = BTreeMap::new();
+    for secret in secrets {
+        by_host.entry(secret.vault.host()).or_default().push(secret);
+    }
+    let per_host = by_host.into_iter().map(|(host, secrets)| {
+        // h2 (0.4) queues streams beyond the server's SETTINGS_MAX_CONCURRENT_STREAMS until one
+        // closes, so over HTTP/2 the server's limit paces the requests, not a fixed window.
+        let limit = if http2_hosts.contains(&host) {
+            secrets.len()
+        } else {
+            HTTP1_CONCURRENCY
+        };
+        tracing::debug!(host, secrets = secrets.len(), limit, "fetching");
+        stream::iter(secrets).map(fetch).buffer_unordered(limit).collect::<Vec<_>>()
+    });
+    futures_util::future::join_all(per_host).await.into_iter().flatten().collect()
 }
 
 /// Fetches one secret, retrying transient failures until the deadline.
