@@ -5,7 +5,7 @@ use crate::credential::{Credential, CredentialError, CredentialSettings};
 use crate::environment::Environment;
 use crate::reference::{self, Cloud, Reference, ReferenceError, Scan, SecretId, Vault};
 use crate::select::{self, SelectError};
-use crate::transport::{self, TransportOptions};
+use crate::transport::{self, ClientFactory, TransportOptions};
 use crate::vault::{self, SecretBundle, VaultError};
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use futures_util::stream::{self, StreamExt};
@@ -106,6 +106,8 @@ pub const PROBE_SECRET_NAME: &str = "kvexec-connection-check-probe";
 
 /// The HTTP client, the credential and the runtime of one run.
 pub struct Session {
+    /// The factory of `http`, for extra clients that each open their own connection.
+    clients: ClientFactory,
     http: reqwest::Client,
     credential: Credential,
     runtime: tokio::runtime::Runtime,
@@ -114,13 +116,19 @@ pub struct Session {
 impl Session {
     /// Builds the HTTPS client and the credential. Nothing is sent yet.
     pub fn new(transport_options: &TransportOptions, credential_settings: CredentialSettings) -> Result<Session, SetupError> {
-        let http = transport::build_client(transport_options)?;
+        let clients = ClientFactory::new(transport_options)?;
+        let http = clients.client()?;
         let credential = Credential::new(credential_settings, http.clone())?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(SetupError::Runtime)?;
-        Ok(Session { http, credential, runtime })
+        Ok(Session {
+            clients,
+            http,
+            credential,
+            runtime,
+        })
     }
 
     pub fn credential(&self) -> &Credential {
@@ -134,7 +142,7 @@ impl Session {
         tracing::debug!(references = planned.len(), secrets = secrets.len(), "resolving");
         let fetched = self
             .runtime
-            .block_on(fetch_all(secrets, &self.credential, &self.http, settings));
+            .block_on(fetch_all(secrets, &self.credential, &self.http, &self.clients, settings));
 
         planned
             .iter()
@@ -212,12 +220,22 @@ pub enum FetchError {
 /// one needs its own connection there.
 pub const HTTP1_CONCURRENCY: usize = 32;
 
+/// GETs planned per HTTP/2 connection. RFC 9113 (section 6.5.2) recommends that servers
+/// allow at least 100 concurrent streams, so up to this many GETs fit in one round.
+const STREAMS_PER_CONNECTION: usize = 100;
+
+/// Most HTTP/2 connections opened to one vault, so up to 800 GETs go out in the first round
+/// for 8 TLS handshakes. Beyond that, GETs wait for free streams.
+// NOTE: a chosen value. Key Vault's own stream and connection limits are not documented.
+const MAX_CONNECTIONS_PER_VAULT: usize = 8;
+
 /// Settings of one resolution.
 #[derive(Debug, Clone, Copy)]
 pub struct FetchSettings {
-    /// Maximum requests in flight over all vaults (`--concurrency`). Without it, a vault that
-    /// negotiated HTTP/2 gets every request at once, paced by the stream limit the server
-    /// advertises, and any other vault gets at most [`HTTP1_CONCURRENCY`].
+    /// Maximum requests in flight over all vaults (`--concurrency`), over one connection per
+    /// vault. Without it, a vault that negotiated HTTP/2 gets every request at once, over one
+    /// connection per [`STREAMS_PER_CONNECTION`] GETs, paced by the stream limit the server
+    /// advertises. Any other vault gets at most [`HTTP1_CONCURRENCY`].
     pub concurrency: Option<usize>,
     pub timeout: Duration,
 }
@@ -225,10 +243,13 @@ pub struct FetchSettings {
 pub type FetchResults = BTreeMap<SecretId, Result<Arc<SecretBundle>, FetchError>>;
 
 /// Fetches every secret in `secrets` (already distinct) and returns one result per secret.
+/// `http` is the shared client, and `clients` builds more when one connection to a vault
+/// would carry more than [`STREAMS_PER_CONNECTION`] GETs.
 pub async fn fetch_all(
     secrets: BTreeSet<SecretId>,
     credential: &Credential,
     http: &reqwest::Client,
+    clients: &ClientFactory,
     settings: FetchSettings,
 ) -> FetchResults {
     let deadline = Instant::now() + settings.timeout;
@@ -245,24 +266,58 @@ pub async fn fetch_all(
         };
         (cloud, token)
     });
-    let hosts: BTreeSet<String> = secrets.iter().map(|secret| secret.vault.host()).collect();
-    let warm_ups = hosts.iter().map(|host| async move { (host.clone(), vault::warm_up(http, host).await) });
+
+    let mut by_host: BTreeMap<String, Vec<SecretId>> = BTreeMap::new();
+    for secret in secrets {
+        by_host.entry(secret.vault.host()).or_default().push(secret);
+    }
+    // One client per planned connection, the shared one first, because each client has its
+    // own pool. An explicit --concurrency keeps the shared client alone.
+    let pools: Vec<(String, Vec<reqwest::Client>)> = by_host
+        .iter()
+        .map(|(host, secrets)| {
+            let wanted = match settings.concurrency {
+                Some(_) => 1,
+                None => secrets.len().div_ceil(STREAMS_PER_CONNECTION).clamp(1, MAX_CONNECTIONS_PER_VAULT),
+            };
+            let mut pool = vec![http.clone()];
+            while pool.len() < wanted {
+                match clients.client() {
+                    Ok(client) => pool.push(client),
+                    Err(error) => {
+                        tracing::debug!(host, %error, "building another client failed");
+                        break;
+                    }
+                }
+            }
+            (host.clone(), pool)
+        })
+        .collect();
+
+    // Warm every connection while the token request is in flight.
+    let warm_ups = pools.iter().map(|(host, pool)| async move {
+        let versions = futures_util::future::join_all(pool.iter().map(|client| vault::warm_up(client, host))).await;
+        // Only clients whose warm-up negotiated HTTP/2 carry GETs over HTTP/2. Without any,
+        // the vault counts as HTTP/1.1 and gets the shared client.
+        let http2: Vec<reqwest::Client> = pool
+            .iter()
+            .zip(&versions)
+            .filter(|(_, version)| **version == Some(reqwest::Version::HTTP_2))
+            .map(|(client, _)| client.clone())
+            .collect();
+        (host.clone(), http2)
+    });
     let warm_up_all = tokio::time::timeout_at(deadline, futures_util::future::join_all(warm_ups));
     let (tokens, warmed) = futures_util::future::join(futures_util::future::join_all(token_requests), warm_up_all).await;
     let tokens: BTreeMap<Cloud, Result<SecretString, FetchError>> = tokens.into_iter().collect();
-    // A host whose warm-up failed or timed out counts as HTTP/1.1.
-    let http2_hosts: BTreeSet<String> = warmed
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(_, version)| *version == Some(reqwest::Version::HTTP_2))
-        .map(|(host, _)| host)
-        .collect();
+    let http2_pools: BTreeMap<String, Vec<reqwest::Client>> = warmed.unwrap_or_default().into_iter().collect();
 
-    let fetch = |secret: SecretId| {
+    let fetch = |client: &reqwest::Client, secret: SecretId| {
+        let client = client.clone();
         let token = &tokens[&secret.vault.cloud];
         async move {
             let result = match token {
-                Ok(token) => fetch_one(http, &secret, token, deadline, settings.timeout).await,
+                Ok(token) => fetch_one(&client, &secret, token, deadline, settings.timeout).await,
                 Err(error) => Err(error.clone()),
             };
             (secret, result.map(Arc::new))
@@ -270,25 +325,32 @@ pub async fn fetch_all(
     };
 
     if let Some(limit) = settings.concurrency {
-        return stream::iter(secrets).map(fetch).buffer_unordered(limit).collect().await;
+        let all = by_host.into_values().flatten();
+        return stream::iter(all).map(|secret| fetch(http, secret)).buffer_unordered(limit).collect().await;
     }
 
-    let mut by_host: BTreeMap<String, Vec<SecretId>> = BTreeMap::new();
-    for secret in secrets {
-        by_host.entry(secret.vault.host()).or_default().push(secret);
+    let mut fetches = Vec::new();
+    for (host, secrets) in by_host {
+        let http2 = http2_pools.get(&host).filter(|pool| !pool.is_empty());
+        match http2 {
+            // h2 (0.4) queues streams beyond the server's SETTINGS_MAX_CONCURRENT_STREAMS until
+            // one closes, so over HTTP/2 the server's limit paces the requests, not a window.
+            Some(pool) => {
+                let per_connection = secrets.len().div_ceil(pool.len());
+                tracing::debug!(host, secrets = secrets.len(), connections = pool.len(), "fetching over HTTP/2");
+                for (client, chunk) in pool.iter().zip(secrets.chunks(per_connection)) {
+                    let requests: Vec<_> = chunk.iter().cloned().map(|secret| fetch(client, secret)).collect();
+                    fetches.push(stream::iter(requests).buffer_unordered(chunk.len()).collect::<Vec<_>>());
+                }
+            }
+            None => {
+                tracing::debug!(host, secrets = secrets.len(), limit = HTTP1_CONCURRENCY, "fetching over HTTP/1.1");
+                let requests: Vec<_> = secrets.into_iter().map(|secret| fetch(http, secret)).collect();
+                fetches.push(stream::iter(requests).buffer_unordered(HTTP1_CONCURRENCY).collect::<Vec<_>>());
+            }
+        }
     }
-    let per_host = by_host.into_iter().map(|(host, secrets)| {
-        // h2 (0.4) queues streams beyond the server's SETTINGS_MAX_CONCURRENT_STREAMS until one
-        // closes, so over HTTP/2 the server's limit paces the requests, not a fixed window.
-        let limit = if http2_hosts.contains(&host) {
-            secrets.len()
-        } else {
-            HTTP1_CONCURRENCY
-        };
-        tracing::debug!(host, secrets = secrets.len(), limit, "fetching");
-        stream::iter(secrets).map(fetch).buffer_unordered(limit).collect::<Vec<_>>()
-    });
-    futures_util::future::join_all(per_host).await.into_iter().flatten().collect()
+    futures_util::future::join_all(fetches).await.into_iter().flatten().collect()
 }
 
 /// Fetches one secret, retrying transient failures until the deadline.

@@ -102,60 +102,82 @@ pub struct TransportOptions {
 /// Builds the client: rustls with the chosen roots, HTTP/2 by ALPN, `--resolve` overrides,
 /// proxies from the environment, and no redirects.
 pub fn build_client(options: &TransportOptions) -> Result<reqwest::Client, TransportError> {
-    let roots = load_roots(&options.roots)?;
-    // NOTE: rustls 0.23.48 deprecates the ring provider because it lacks post-quantum key
-    // exchange. ring is kept because it builds with no C toolchain beyond cc, also for musl.
-    #[allow(deprecated)]
-    let mut provider = rustls::crypto::ring::default_provider();
-    // rustls 0.23.48 lists P-384 first for ring, so the one TLS 1.3 key share sent would be
-    // P-384, which ring computes without assembly. X25519 first, as in OpenSSL's default
-    // order, saved about 2.5 ms of a 9 ms one-secret run against kv-emulator (BENCHMARKS.md).
-    // A server without X25519 asks for another group with a HelloRetryRequest.
-    provider.kx_groups = vec![
-        rustls::crypto::ring::kx_group::X25519,
-        rustls::crypto::ring::kx_group::SECP256R1,
-        rustls::crypto::ring::kx_group::SECP384R1,
-    ];
-    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
-        .with_safe_default_protocol_versions()
-        .map_err(|error| TransportError::Tls(error.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    // reqwest leaves ALPN alone on a preconfigured rustls config, so offer h2 here.
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    ClientFactory::new(options)?.client()
+}
 
-    let mut builder = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .https_only(false)
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(CONNECT_TIMEOUT)
-        .no_proxy()
-        .dns_resolver(Arc::new(OverrideResolver {
-            rules: options.resolve.clone(),
-        }))
-        .user_agent(concat!("kvexec/", env!("CARGO_PKG_VERSION")));
+/// Builds HTTPS clients that share one TLS configuration, so the trust roots are loaded
+/// once. Each client has its own connection pool, so each opens its own connection to a host.
+pub struct ClientFactory {
+    tls: rustls::ClientConfig,
+    options: TransportOptions,
+}
 
-    // Managed-identity endpoints are plain http on the local host or the link-local
-    // metadata address, and must never go through a proxy.
-    let mut no_proxy = String::from("localhost,127.0.0.1,::1,169.254.169.254");
-    if let Some(extra) = &options.proxy.no_proxy {
-        no_proxy.push(',');
-        no_proxy.push_str(extra);
+impl ClientFactory {
+    /// Loads the trust roots and prepares the TLS configuration.
+    pub fn new(options: &TransportOptions) -> Result<ClientFactory, TransportError> {
+        let roots = load_roots(&options.roots)?;
+        // NOTE: rustls 0.23.48 deprecates the ring provider because it lacks post-quantum key
+        // exchange. ring is kept because it builds with no C toolchain beyond cc, also for musl.
+        #[allow(deprecated)]
+        let mut provider = rustls::crypto::ring::default_provider();
+        // rustls 0.23.48 lists P-384 first for ring, so the one TLS 1.3 key share sent would be
+        // P-384, which ring computes without assembly. X25519 first, as in OpenSSL's default
+        // order, saved about 2.5 ms of a 9 ms one-secret run against kv-emulator (BENCHMARKS.md).
+        // A server without X25519 asks for another group with a HelloRetryRequest.
+        provider.kx_groups = vec![
+            rustls::crypto::ring::kx_group::X25519,
+            rustls::crypto::ring::kx_group::SECP256R1,
+            rustls::crypto::ring::kx_group::SECP384R1,
+        ];
+        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|error| TransportError::Tls(error.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        // reqwest leaves ALPN alone on a preconfigured rustls config, so offer h2 here.
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(ClientFactory {
+            tls,
+            options: options.clone(),
+        })
     }
-    for (url, https) in [(&options.proxy.https, true), (&options.proxy.http, false)] {
-        let Some(url) = url else { continue };
-        let proxy = if https {
-            reqwest::Proxy::https(url)
-        } else {
-            reqwest::Proxy::http(url)
+
+    /// Builds a client with its own connection pool.
+    pub fn client(&self) -> Result<reqwest::Client, TransportError> {
+        let options = &self.options;
+        let mut builder = reqwest::Client::builder()
+            .tls_backend_preconfigured(self.tls.clone())
+            .https_only(false)
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .no_proxy()
+            .dns_resolver(Arc::new(OverrideResolver {
+                rules: options.resolve.clone(),
+            }))
+            .user_agent(concat!("kvexec/", env!("CARGO_PKG_VERSION")));
+
+        // Managed-identity endpoints are plain http on the local host or the link-local
+        // metadata address, and must never go through a proxy.
+        let mut no_proxy = String::from("localhost,127.0.0.1,::1,169.254.169.254");
+        if let Some(extra) = &options.proxy.no_proxy {
+            no_proxy.push(',');
+            no_proxy.push_str(extra);
         }
-        .map_err(|_| TransportError::InvalidProxy { url: url.clone() })?;
-        builder = builder.proxy(proxy.no_proxy(reqwest::NoProxy::from_string(&no_proxy)));
-    }
+        for (url, https) in [(&options.proxy.https, true), (&options.proxy.http, false)] {
+            let Some(url) = url else { continue };
+            let proxy = if https {
+                reqwest::Proxy::https(url)
+            } else {
+                reqwest::Proxy::http(url)
+            }
+            .map_err(|_| TransportError::InvalidProxy { url: url.clone() })?;
+            builder = builder.proxy(proxy.no_proxy(reqwest::NoProxy::from_string(&no_proxy)));
+        }
 
-    builder
-        .build()
-        .map_err(|error| TransportError::Tls(error.to_string()))
+        builder
+            .build()
+            .map_err(|error| TransportError::Tls(error.to_string()))
+    }
 }
 
 /// Loads the trust roots: SSL_CERT_FILE and SSL_CERT_DIR when set, else the system store,

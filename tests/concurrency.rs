@@ -1,5 +1,5 @@
-//! How many GETs kvexec keeps in flight: all of them over HTTP/2, at most 32 over HTTP/1.1,
-//! and never more than `--concurrency` when it is set.
+//! How many GETs kvexec keeps in flight: all of them over HTTP/2, over one more connection
+//! per 100 GETs, at most 32 over HTTP/1.1, and never more than `--concurrency` when it is set.
 
 mod common;
 
@@ -8,16 +8,19 @@ use kvexec_emulator::Secret;
 use std::time::Duration;
 
 const SECRETS: usize = 80;
+/// More GETs than the emulator's 200 streams per connection, so one round needs three
+/// connections.
+const MANY_SECRETS: usize = 250;
 const HTTP1_WINDOW: u64 = 32;
 
-/// Starts the demo emulator with `SECRETS` more secrets. The latency keeps each GET in
+/// Starts the demo emulator with `secrets` more secrets. The latency keeps each GET in
 /// flight long enough for the requests sent together to overlap on the server.
-fn emulator(http2: bool) -> Emulator {
+fn emulator(http2: bool, secrets: usize) -> Emulator {
     let mut builder = Emulator::builder()
         .demo()
         .http2(http2)
         .latency(Duration::from_millis(100));
-    for index in 1..=SECRETS {
+    for index in 1..=secrets {
         builder = builder.secret(
             demo::VAULT_NAME,
             Secret::new(format!("bulk-{index}"), format!("bulk-value-{index}")),
@@ -26,9 +29,9 @@ fn emulator(http2: bool) -> Emulator {
     builder.start()
 }
 
-fn run(emulator: &Emulator, concurrency: Option<&str>) -> Outcome {
+fn run(emulator: &Emulator, secrets: usize, concurrency: Option<&str>) -> Outcome {
     let mut kvexec = Kvexec::new(emulator);
-    for index in 1..=SECRETS {
+    for index in 1..=secrets {
         kvexec = kvexec.env(format!("BULK_{index}"), secret_url(&format!("bulk-{index}")));
     }
     if let Some(limit) = concurrency {
@@ -38,14 +41,14 @@ fn run(emulator: &Emulator, concurrency: Option<&str>) -> Outcome {
     outcome
         .assert_success()
         .assert_var("BULK_1", "bulk-value-1")
-        .assert_var(&format!("BULK_{SECRETS}"), format!("bulk-value-{SECRETS}"));
+        .assert_var(&format!("BULK_{secrets}"), format!("bulk-value-{secrets}"));
     outcome
 }
 
 #[test]
 fn http2_sends_all_gets_at_once() {
-    let emulator = emulator(true);
-    run(&emulator, None);
+    let emulator = emulator(true, SECRETS);
+    run(&emulator, SECRETS, None);
     let stats = emulator.stats();
     assert!(stats.max_in_flight > HTTP1_WINDOW, "max in flight: {}", stats.max_in_flight);
     assert_eq!(stats.http2_connections, 2, "one connection to the login host, one to the vault");
@@ -53,9 +56,20 @@ fn http2_sends_all_gets_at_once() {
 }
 
 #[test]
+fn http2_opens_connection_per_100_gets() {
+    let emulator = emulator(true, MANY_SECRETS);
+    run(&emulator, MANY_SECRETS, None);
+    let stats = emulator.stats();
+    assert_eq!(stats.tcp_connections, 4, "one to the login host, three to the vault");
+    assert_eq!(stats.http2_connections, 4);
+    assert!(stats.max_in_flight > 200, "max in flight: {}", stats.max_in_flight);
+    assert_eq!(stats.total_secret_reads(), MANY_SECRETS as u64);
+}
+
+#[test]
 fn http1_keeps_window_of_32() {
-    let emulator = emulator(false);
-    run(&emulator, None);
+    let emulator = emulator(false, SECRETS);
+    run(&emulator, SECRETS, None);
     let stats = emulator.stats();
     assert!(stats.max_in_flight <= HTTP1_WINDOW, "max in flight: {}", stats.max_in_flight);
     assert_eq!(stats.http2_connections, 0);
@@ -64,8 +78,8 @@ fn http1_keeps_window_of_32() {
 
 #[test]
 fn concurrency_setting_caps_http2() {
-    let emulator = emulator(true);
-    run(&emulator, Some("8"));
+    let emulator = emulator(true, SECRETS);
+    run(&emulator, SECRETS, Some("8"));
     let stats = emulator.stats();
     assert!(stats.max_in_flight <= 8, "max in flight: {}", stats.max_in_flight);
     assert_eq!(stats.total_secret_reads(), SECRETS as u64);
