@@ -68,7 +68,8 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<String>,
 
-    /// Maximum requests in flight [default: 32] [env: KVEXEC_CONCURRENCY]
+    /// Maximum requests in flight [default: all at once to a vault that speaks HTTP/2,
+    /// paced by its stream limit, and 32 per vault over HTTP/1.1] [env: KVEXEC_CONCURRENCY]
     #[arg(long, value_name = "N")]
     pub concurrency: Option<String>,
 

@@ -13,7 +13,6 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 pub const DEFAULT_TIMEOUT_SECONDS: f64 = 30.0;
-pub const DEFAULT_CONCURRENCY: usize = 32;
 
 /// Variables that hold credentials and are removed from the child's environment unless
 /// `--keep-credentials` is given.
@@ -30,7 +29,9 @@ pub struct Config {
     pub credential: CredentialSettings,
     pub transport: TransportOptions,
     pub timeout: Duration,
-    pub concurrency: usize,
+    /// Maximum requests in flight from `--concurrency`, or `None` to let the resolver choose
+    /// per vault.
+    pub concurrency: Option<usize>,
     pub keep_credentials: bool,
 }
 
@@ -50,13 +51,14 @@ impl Config {
             None => Duration::from_secs_f64(DEFAULT_TIMEOUT_SECONDS),
         };
         let concurrency = match cli.concurrency.or_else(|| var("KVEXEC_CONCURRENCY")) {
-            Some(text) => text
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=1024).contains(n))
-                .ok_or(ConfigError::Concurrency(text))?,
-            None => DEFAULT_CONCURRENCY,
+            Some(text) => Some(
+                text.trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=1024).contains(n))
+                    .ok_or(ConfigError::Concurrency(text))?,
+            ),
+            None => None,
         };
 
         let mut resolve = Vec::new();

@@ -6,7 +6,7 @@ use crate::environment::Environment;
 use crate::pacer::{self, VaultPacer};
 use crate::reference::{self, Cloud, Reference, ReferenceError, Scan, SecretId, Vault};
 use crate::select::{self, SelectError};
-use crate::transport::{self, TransportOptions};
+use crate::transport::{self, ClientFactory, TransportOptions};
 use crate::vault::{self, SecretBundle, VaultError};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::stream::{self, StreamExt};
@@ -111,6 +111,8 @@ pub const PROBE_SECRET_NAME: &str = "kvexec-connection-check-probe";
 
 /// The HTTP client, the credential and the runtime of one run.
 pub struct Session {
+    /// The factory of `http`, for extra clients that each open their own connection.
+    clients: ClientFactory,
     http: reqwest::Client,
     credential: Credential,
     runtime: tokio::runtime::Runtime,
@@ -119,13 +121,19 @@ pub struct Session {
 impl Session {
     /// Builds the HTTPS client and the credential. Nothing is sent yet.
     pub fn new(transport_options: &TransportOptions, credential_settings: CredentialSettings) -> Result<Session, SetupError> {
-        let http = transport::build_client(transport_options)?;
+        let clients = ClientFactory::new(transport_options)?;
+        let http = clients.client()?;
         let credential = Credential::new(credential_settings, http.clone(), transport_options)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(SetupError::Runtime)?;
-        Ok(Session { http, credential, runtime })
+        Ok(Session {
+            clients,
+            http,
+            credential,
+            runtime,
+        })
     }
 
     pub fn credential(&self) -> &Credential {
@@ -139,7 +147,7 @@ impl Session {
         tracing::debug!(references = planned.len(), secrets = secrets.len(), "resolving");
         let fetched = self
             .runtime
-            .block_on(fetch_all(secrets, &self.credential, &self.http, settings));
+            .block_on(fetch_all(secrets, &self.credential, &self.http, &self.clients, settings));
 
         planned
             .iter()
@@ -182,8 +190,9 @@ impl Session {
                 name: PROBE_SECRET_NAME.to_string(),
                 version: None,
             };
-            let vault_state = VaultState::new(settings.concurrency);
-            let sending = Semaphore::new(settings.concurrency);
+            let limit = settings.concurrency.unwrap_or(HTTP1_CONCURRENCY);
+            let vault_state = VaultState::new(limit);
+            let sending = Semaphore::new(limit);
             let limits = Limits {
                 vault: &vault_state,
                 sending: &sending,
@@ -228,10 +237,28 @@ pub enum FetchError {
     },
 }
 
+/// Requests in flight per vault that speaks HTTP/1.1 when `--concurrency` is not set. Each
+/// one needs its own connection there.
+pub const HTTP1_CONCURRENCY: usize = 32;
+
+/// GETs planned per HTTP/2 connection. RFC 9113 (section 6.5.2) recommends that servers
+/// allow at least 100 concurrent streams, so up to this many GETs fit in one round.
+const STREAMS_PER_CONNECTION: usize = 100;
+
+/// Most HTTP/2 connections opened to one vault, so up to 800 GETs can be in flight for 8
+/// TLS handshakes.
+// NOTE: a chosen value. Key Vault's own stream and connection limits are not documented.
+const MAX_CONNECTIONS_PER_VAULT: usize = 8;
+
 /// Settings of one resolution.
 #[derive(Debug, Clone, Copy)]
 pub struct FetchSettings {
-    pub concurrency: usize,
+    /// Maximum requests in flight over all vaults (`--concurrency`), over one connection per
+    /// vault. Without it, a vault that negotiated HTTP/2 may have up to
+    /// [`STREAMS_PER_CONNECTION`] GETs per connection in flight, over up to
+    /// [`MAX_CONNECTIONS_PER_VAULT`] connections, and any other vault [`HTTP1_CONCURRENCY`].
+    /// Either way each vault's pacer starts lower and widens as responses arrive.
+    pub concurrency: Option<usize>,
     pub timeout: Duration,
 }
 
@@ -242,6 +269,7 @@ pub async fn fetch_all(
     secrets: BTreeSet<SecretId>,
     credential: &Credential,
     http: &reqwest::Client,
+    clients: &ClientFactory,
     settings: FetchSettings,
 ) -> FetchResults {
     let deadline = Instant::now() + settings.timeout;
@@ -258,23 +286,87 @@ pub async fn fetch_all(
         };
         (cloud, token)
     });
-    let hosts: BTreeSet<String> = secrets.iter().map(|secret| secret.vault.host()).collect();
-    let warm_ups = hosts.iter().map(|host| vault::warm_up(http, host));
-    let warm_up_all = tokio::time::timeout_at(deadline, futures_util::future::join_all(warm_ups));
-    let (tokens, _) = futures_util::future::join(futures_util::future::join_all(token_requests), warm_up_all).await;
-    let tokens: BTreeMap<Cloud, Result<SecretString, FetchError>> = tokens.into_iter().collect();
-
-    let vault_states: BTreeMap<String, VaultState> = hosts
-        .into_iter()
-        .map(|host| (host, VaultState::new(settings.concurrency)))
+    let mut by_host: BTreeMap<String, Vec<SecretId>> = BTreeMap::new();
+    for secret in secrets {
+        by_host.entry(secret.vault.host()).or_default().push(secret);
+    }
+    // One client per planned connection, the shared one first, because each client has its
+    // own pool. An explicit --concurrency keeps the shared client alone.
+    let pools: Vec<(String, Vec<reqwest::Client>)> = by_host
+        .iter()
+        .map(|(host, secrets)| {
+            let wanted = match settings.concurrency {
+                Some(_) => 1,
+                None => secrets.len().div_ceil(STREAMS_PER_CONNECTION).clamp(1, MAX_CONNECTIONS_PER_VAULT),
+            };
+            let mut pool = vec![http.clone()];
+            while pool.len() < wanted {
+                match clients.client() {
+                    Ok(client) => pool.push(client),
+                    Err(error) => {
+                        tracing::debug!(host, %error, "building another client failed");
+                        break;
+                    }
+                }
+            }
+            (host.clone(), pool)
+        })
         .collect();
-    let sending = Semaphore::new(settings.concurrency);
-    let fetch_count = secrets.len().max(1);
+
+    // Warm every connection while the token request is in flight.
+    let warm_ups = pools.iter().map(|(host, pool)| async move {
+        let versions = futures_util::future::join_all(pool.iter().map(|client| vault::warm_up(client, host))).await;
+        // Only clients whose warm-up negotiated HTTP/2 carry GETs over HTTP/2. Without any,
+        // the vault counts as HTTP/1.1 and gets the shared client.
+        let http2: Vec<reqwest::Client> = pool
+            .iter()
+            .zip(&versions)
+            .filter(|(_, version)| **version == Some(reqwest::Version::HTTP_2))
+            .map(|(client, _)| client.clone())
+            .collect();
+        (host.clone(), http2)
+    });
+    let warm_up_all = tokio::time::timeout_at(deadline, futures_util::future::join_all(warm_ups));
+    let (tokens, warmed) = futures_util::future::join(futures_util::future::join_all(token_requests), warm_up_all).await;
+    let tokens: BTreeMap<Cloud, Result<SecretString, FetchError>> = tokens.into_iter().collect();
+    let http2_pools: BTreeMap<String, Vec<reqwest::Client>> = warmed.unwrap_or_default().into_iter().collect();
+
+    // Each vault's pacer limits its requests in flight: the whole --concurrency when given,
+    // else what its connections can carry.
+    let vault_states: BTreeMap<String, VaultState> = by_host
+        .keys()
+        .map(|host| {
+            let connections = http2_pools.get(host).map_or(0, Vec::len);
+            let limit = match settings.concurrency {
+                Some(limit) => limit,
+                None if connections > 0 => connections * STREAMS_PER_CONNECTION,
+                None => HTTP1_CONCURRENCY,
+            };
+            (host.clone(), VaultState::new(limit))
+        })
+        .collect();
+    let sending = Semaphore::new(settings.concurrency.unwrap_or(Semaphore::MAX_PERMITS));
+
+    // Over HTTP/2, the secrets of a vault are spread over its connections in equal chunks.
+    let mut assigned: Vec<(SecretId, reqwest::Client)> = Vec::new();
+    for (host, secrets) in by_host {
+        match http2_pools.get(&host).filter(|pool| !pool.is_empty() && settings.concurrency.is_none()) {
+            Some(pool) => {
+                let per_connection = secrets.len().div_ceil(pool.len());
+                tracing::debug!(host, secrets = secrets.len(), connections = pool.len(), "fetching over HTTP/2");
+                for (index, secret) in secrets.into_iter().enumerate() {
+                    assigned.push((secret, pool[index / per_connection].clone()));
+                }
+            }
+            None => assigned.extend(secrets.into_iter().map(|secret| (secret, http.clone()))),
+        }
+    }
+    let fetch_count = assigned.len().max(1);
 
     // Every fetch starts at once and waits in its vault's pacer and in `sending`, so a
     // paused vault does not hold back the fetches from another vault.
-    stream::iter(secrets)
-        .map(|secret| {
+    stream::iter(assigned)
+        .map(|(secret, client)| {
             let token = &tokens[&secret.vault.cloud];
             let limits = Limits {
                 vault: &vault_states[&secret.vault.host()],
@@ -282,7 +374,7 @@ pub async fn fetch_all(
             };
             async move {
                 let result = match token {
-                    Ok(token) => fetch_and_explain(http, &secret, token, limits, deadline, settings.timeout).await,
+                    Ok(token) => fetch_and_explain(&client, &secret, token, limits, deadline, settings.timeout).await,
                     Err(error) => Err(error.clone()),
                 };
                 (secret, result.map(Arc::new))

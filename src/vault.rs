@@ -227,7 +227,8 @@ pub async fn get_secret(
 /// Opens a connection to `host` before the token is known, so the TLS handshake (and the
 /// HTTP/2 negotiation that lets later GETs share the connection) overlaps the token request.
 /// It sends `GET /secrets` without a token, which Key Vault answers with a 401 challenge.
-pub async fn warm_up(client: &reqwest::Client, host: &str) {
+/// Returns the HTTP version of the response, or `None` when the request failed.
+pub async fn warm_up(client: &reqwest::Client, host: &str) -> Option<reqwest::Version> {
     let url = format!("https://{host}/secrets?api-version={API_VERSION}&maxresults=1");
     let started = std::time::Instant::now();
     match client.get(&url).header(ACCEPT, "application/json").send().await {
@@ -236,8 +237,12 @@ pub async fn warm_up(client: &reqwest::Client, host: &str) {
             let version = response.version();
             let _ = read_body(response).await;
             tracing::debug!(host, status, ?version, elapsed_ms = started.elapsed().as_millis() as u64, "connection warmed up");
+            Some(version)
         }
-        Err(error) => tracing::debug!(host, error = %network_error(error), "warm-up failed"),
+        Err(error) => {
+            tracing::debug!(host, error = %network_error(error), "warm-up failed");
+            None
+        }
     }
 }
 
