@@ -68,8 +68,9 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<String>,
 
-    /// Maximum requests in flight [default: all at once to a vault that speaks HTTP/2,
-    /// paced by its stream limit, and 32 per vault over HTTP/1.1] [env: KVEXEC_CONCURRENCY]
+    /// Maximum requests in flight over all vaults [default: per vault, a window that starts
+    /// at 8 and grows to 100 per HTTP/2 connection, or to 32 over HTTP/1.1]
+    /// [env: KVEXEC_CONCURRENCY]
     #[arg(long, value_name = "N")]
     pub concurrency: Option<String>,
 
