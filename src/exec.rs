@@ -390,17 +390,7 @@ impl ExecError {
 
 /// Text for a one-line message: lossy UTF-8 with control characters escaped.
 fn shown(text: &OsStr) -> String {
-    text.to_string_lossy()
-        .chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect()
+    crate::diagnose::one_line(&text.to_string_lossy())
 }
 
 fn not_found_message(command: &OsStr, searched: &Searched) -> String {
