@@ -123,7 +123,7 @@ impl Session {
     pub fn new(transport_options: &TransportOptions, credential_settings: CredentialSettings) -> Result<Session, SetupError> {
         let clients = ClientFactory::new(transport_options)?;
         let http = clients.client()?;
-        let credential = Credential::new(credential_settings, http.clone(), transport_options)?;
+        let credential = Credential::new(credential_settings, http.clone(), &clients)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -147,6 +147,16 @@ impl ClientFactory {
 
     /// Builds a client with its own connection pool.
     pub fn client(&self) -> Result<reqwest::Client, TransportError> {
+        self.build(&self.options.proxy)
+    }
+
+    /// Builds a client like [`client`](Self::client) that never uses a proxy, for
+    /// managed-identity endpoints on the host's own network.
+    pub fn direct_client(&self) -> Result<reqwest::Client, TransportError> {
+        self.build(&ProxySettings::default())
+    }
+
+    fn build(&self, proxy: &ProxySettings) -> Result<reqwest::Client, TransportError> {
         let options = &self.options;
         let mut builder = reqwest::Client::builder()
             .tls_backend_preconfigured(self.tls.clone())
@@ -162,11 +172,11 @@ impl ClientFactory {
         // Managed-identity endpoints are plain http on the local host or the link-local
         // metadata address, and must never go through a proxy.
         let mut no_proxy = String::from("localhost,127.0.0.1,::1,169.254.169.254");
-        if let Some(extra) = &options.proxy.no_proxy {
+        if let Some(extra) = &proxy.no_proxy {
             no_proxy.push(',');
             no_proxy.push_str(extra);
         }
-        for (url, https) in [(&options.proxy.https, true), (&options.proxy.http, false)] {
+        for (url, https) in [(&proxy.https, true), (&proxy.http, false)] {
             let Some(url) = url else { continue };
             let proxy = if https {
                 reqwest::Proxy::https(url)

@@ -18,7 +18,7 @@ pub use choice::{select, Availability, CredentialKind, Selection, UnknownCredent
 pub use error::{CredentialError, CredentialFailure};
 
 use crate::reference::Cloud;
-use crate::transport::{self, ProxySettings, TransportOptions};
+use crate::transport::ClientFactory;
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::TokenCredential;
 use azure_core::http::{ClientOptions, ExponentialRetryOptions, HttpClient, RetryOptions, Transport};
@@ -106,10 +106,10 @@ impl Credential {
     pub fn new(
         settings: CredentialSettings,
         http: reqwest::Client,
-        transport_options: &TransportOptions,
+        clients: &ClientFactory,
     ) -> Result<Credential, CredentialError> {
         let selection = Arc::new(select(&settings));
-        let source = prepare(selection.kind, &settings, transport_options).map_err(|failure| CredentialError {
+        let source = prepare(selection.kind, &settings, clients).map_err(|failure| CredentialError {
             selection: selection.clone(),
             failure,
         })?;
@@ -293,7 +293,7 @@ impl Credential {
 fn prepare(
     kind: CredentialKind,
     settings: &CredentialSettings,
-    transport_options: &TransportOptions,
+    clients: &ClientFactory,
 ) -> Result<Source, CredentialFailure> {
     match kind {
         CredentialKind::ClientSecret => {
@@ -328,7 +328,10 @@ fn prepare(
             Ok(Source::WorkloadIdentity(path.clone()))
         }
         CredentialKind::ManagedIdentity => {
-            let direct = direct_client(transport_options)?;
+            // Managed-identity endpoints are on the host's own network, so never behind a proxy.
+            let direct = clients
+                .direct_client()
+                .map_err(|error| CredentialFailure::Other(error.to_string()))?;
             match &settings.identity_endpoint {
                 Some(endpoint) => app_service(settings, endpoint, direct),
                 None => Ok(Source::Imds(ImdsClient::new(
@@ -404,16 +407,6 @@ fn app_service(settings: &CredentialSettings, endpoint: &str, direct: reqwest::C
         endpoint: endpoint.to_string(),
         credential,
     })
-}
-
-/// Builds the HTTP client for managed identity endpoints: kvexec's TLS settings without proxies,
-/// because those endpoints are on the host's own network.
-fn direct_client(options: &TransportOptions) -> Result<reqwest::Client, CredentialFailure> {
-    let direct = TransportOptions {
-        proxy: ProxySettings::default(),
-        ..options.clone()
-    };
-    transport::build_client(&direct).map_err(|error| CredentialFailure::Other(error.to_string()))
 }
 
 fn client_options(http: Arc<dyn HttpClient>, retry_budget: Duration, authority_host: Option<String>) -> ClientOptions {
