@@ -28,9 +28,9 @@ pub struct Row {
     /// Last update of the resolved version, RFC 3339 in UTC.
     pub updated: Option<String>,
     pub content_type: Option<String>,
-    /// What failed, with the service's code.
+    /// The failure, with the service's code.
     pub reason: Option<String>,
-    /// What to do about it.
+    /// The fix.
     pub hint: Option<String>,
     /// The credential used, e.g. `client secret of application … in tenant …`.
     pub credential: Option<String>,

@@ -66,7 +66,7 @@ impl Environment {
             .map(|(_, value)| value.as_os_str())
     }
 
-    /// The value of `name` when it is set and valid UTF-8.
+    /// Returns the value of `name` when it is set and valid UTF-8.
     pub fn get_str(&self, name: &str) -> Option<&str> {
         self.get(name).and_then(OsStr::to_str)
     }

@@ -22,7 +22,7 @@
 //!   carry (100 streams per HTTP/2 connection, 32 requests over HTTP/1.1).
 //!
 //! Written by hand because the rate limiters on crates.io (governor, tower's limits) use
-//! fixed rates or fixed concurrency, and this needs a window that the service's answers
+//! fixed rates or fixed concurrency, and this needs a window that the service's responses
 //! change.
 
 use std::sync::{Mutex, MutexGuard};

@@ -72,7 +72,7 @@ pub struct Resolved {
     pub value: SecretString,
 }
 
-/// Why one reference could not be resolved.
+/// The reason one reference could not be resolved.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Failure {
     #[error(transparent)]
@@ -96,17 +96,17 @@ pub enum SetupError {
 /// in the order of the plan.
 pub type Resolution = Vec<Result<Resolved, Failure>>;
 
-/// What the connection probe of `--check` learned when there are no references.
+/// The result of the connection probe of `--check` when there are no references.
 #[derive(Debug)]
 pub enum Probe {
     /// A token was acquired; no vault was probed.
     TokenOnly,
-    /// The vault answered the probe with 404 `SecretNotFound` (or 200): it is reachable,
+    /// The vault returned 404 `SecretNotFound` (or 200): it is reachable,
     /// accepts the token, and lets the identity read secrets.
     VaultReachable,
 }
 
-/// Secret name the probe asks for. Any valid name could exist, so a 200 counts as success too.
+/// Secret name the probe requests. Any valid name could exist, so a 200 counts as success too.
 pub const PROBE_SECRET_NAME: &str = "kvexec-connection-check-probe";
 
 /// The HTTP client, the credential and the runtime of one run.
@@ -166,7 +166,7 @@ impl Session {
     }
 
     /// Proves the connection without references: acquires a token for the vault's cloud
-    /// (or the public cloud) and, when a vault is given, asks it for a secret that should not
+    /// (or the public cloud) and, when a vault is given, requests a secret that should not
     /// exist, so a 404 proves reachability and permission.
     pub fn probe(&self, vault: Option<&Vault>, settings: FetchSettings) -> Result<Probe, FetchError> {
         let cloud = vault.map_or(Cloud::Public, |vault| vault.cloud);
@@ -217,15 +217,15 @@ pub enum Phase {
     Vault,
 }
 
-/// Why one secret could not be fetched.
+/// The reason one secret could not be fetched.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum FetchError {
     #[error(transparent)]
     Credential(#[from] CredentialError),
     #[error(transparent)]
     Vault(#[from] VaultError),
-    /// A pinned version was not found (404), and a GET of the secret's latest version told
-    /// whether the secret itself exists. Key Vault answers both cases with the same 404.
+    /// A pinned version was not found (404), and a GET of the secret's latest version showed
+    /// whether the secret itself exists. Key Vault returns the same 404 in both cases.
     #[error("{error}")]
     NotFound { error: VaultError, secret_exists: bool },
     /// The deadline passed; `last` is the last failed attempt, if any.
@@ -385,8 +385,8 @@ pub async fn fetch_all(
         .await
 }
 
-/// Fetches one secret like [`fetch_one`]. When a pinned version is not found, it also asks
-/// for the latest version, to tell a missing version from a missing secret.
+/// Fetches one secret like [`fetch_one`]. When a pinned version is not found, it also requests
+/// the latest version, to tell a missing version from a missing secret.
 async fn fetch_and_explain(
     http: &reqwest::Client,
     secret: &SecretId,
@@ -417,7 +417,7 @@ async fn fetch_and_explain(
 struct VaultState {
     pacer: VaultPacer,
     /// The latest 429 from the vault. A fetch that the pacer held back until the deadline
-    /// never got an answer of its own, so this is its reason.
+    /// never got a response of its own, so this is its reason.
     last_throttle: std::sync::Mutex<Option<VaultError>>,
 }
 

@@ -23,7 +23,7 @@ use crate::reference::Selector;
 pub fn select(document: &SecretString, selector: &Selector) -> Result<SecretString, SelectError> {
     let target = Target::from(selector);
     let root: &RawValue =
-        // The error's line and column are dropped: where parsing stopped tells how the
+        // The error's line and column are dropped: where parsing stopped reveals how the
         // secret begins.
         serde_json::from_str(document.expose_secret()).map_err(|_| SelectError::NotJson {
             target: target.clone(),
@@ -45,7 +45,7 @@ pub fn select(document: &SecretString, selector: &Selector) -> Result<SecretStri
     render(value, target)
 }
 
-/// Why a selection failed. Messages never contain any part of the secret: they name the
+/// The reason a selection failed. Messages never contain any part of the secret: they name the
 /// key or pointer from the reference and describe what was found by kind and size only.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SelectError {

@@ -126,7 +126,7 @@ impl ClientFactory {
         // rustls 0.23.48 lists P-384 first for ring, so the one TLS 1.3 key share sent would be
         // P-384, which ring computes without assembly. X25519 first, as in OpenSSL's default
         // order, saved about 2.5 ms of a 9 ms one-secret run against kv-emulator (BENCHMARKS.md).
-        // A server without X25519 asks for another group with a HelloRetryRequest.
+        // A server without X25519 requests another group with a HelloRetryRequest.
         provider.kx_groups = vec![
             rustls::crypto::ring::kx_group::X25519,
             rustls::crypto::ring::kx_group::SECP256R1,

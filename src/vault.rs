@@ -1,5 +1,5 @@
 //! The Key Vault data-plane client: one GET per secret version, and the decoding of the
-//! service's answers and failures into [`VaultError`].
+//! service's responses and failures into [`VaultError`].
 
 use crate::reference::SecretId;
 use crate::transport::DnsError;
@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 pub const API_VERSION: &str = "2025-07-01";
 
 /// Largest response body read. Key Vault secrets are at most 25 KB, so anything near this
-/// is not a Key Vault answer.
+/// is not a Key Vault response.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// A secret version as returned by `GET /secrets/{name}/{version}`.
@@ -111,7 +111,7 @@ impl Challenge {
     }
 }
 
-/// How a request failed below HTTP.
+/// The kind of failure below HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NetworkFailure {
     Dns,
@@ -122,10 +122,10 @@ pub enum NetworkFailure {
     Interrupted,
 }
 
-/// Why one GET failed. Messages never contain a secret value or a token.
+/// The reason one GET failed. Messages never contain a secret value or a token.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum VaultError {
-    /// The service answered with an error status and (usually) a JSON error body.
+    /// The service returned an error status and (usually) a JSON error body.
     #[error("HTTP {status} {code}{}: {message}", inner_code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
     Service {
         status: u16,
@@ -149,7 +149,7 @@ pub enum VaultError {
 }
 
 impl VaultError {
-    /// Whether another attempt may succeed: throttling, server errors and broken
+    /// Checks whether another attempt may succeed: throttling, server errors and broken
     /// connections. DNS and TLS failures are not transient.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -226,7 +226,7 @@ pub async fn get_secret(
 
 /// Opens a connection to `host` before the token is known, so the TLS handshake (and the
 /// HTTP/2 negotiation that lets later GETs share the connection) overlaps the token request.
-/// It sends `GET /secrets` without a token, which Key Vault answers with a 401 challenge.
+/// It sends `GET /secrets` without a token, to which Key Vault responds with a 401 challenge.
 /// Returns the HTTP version of the response, or `None` when the request failed.
 pub async fn warm_up(client: &reqwest::Client, host: &str) -> Option<reqwest::Version> {
     let url = format!("https://{host}/secrets?api-version={API_VERSION}&maxresults=1");
